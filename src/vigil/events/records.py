@@ -1,0 +1,50 @@
+"""Accounting for what was read: files, events, and every bad record with its place."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# Keep the first few bad records verbatim; count the rest.
+KEEP_BAD_RECORDS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record that could not be read: ``path:position: reason``."""
+
+    path: str
+    position: str  # "12" (a line), "chunk 41", "record 5248", or "" for the whole file
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.position}" if self.position else self.path
+        return f"{where}: {self.reason}"
+
+
+@dataclass(slots=True)
+class ReadStats:
+    files: int = 0
+    events: int = 0
+    bytes: int = 0
+    bad_total: int = 0
+    bad_records: list[BadRecord] = field(default_factory=list)
+    bad_by_reason: Counter[str] = field(default_factory=Counter)
+    files_failed: int = 0
+
+    def bad(self, path: str, position: str, reason: str, *, kind: str | None = None) -> None:
+        self.bad_total += 1
+        self.bad_by_reason[kind or reason] += 1
+        if len(self.bad_records) < KEEP_BAD_RECORDS:
+            self.bad_records.append(BadRecord(path, position, reason))
+
+    def merge(self, other: ReadStats) -> None:
+        self.files += other.files
+        self.events += other.events
+        self.bytes += other.bytes
+        self.files_failed += other.files_failed
+        self.bad_total += other.bad_total
+        self.bad_by_reason.update(other.bad_by_reason)
+        room = KEEP_BAD_RECORDS - len(self.bad_records)
+        if room > 0:
+            self.bad_records.extend(other.bad_records[:room])
