@@ -81,19 +81,23 @@ def negate(value: Any) -> Any:
 
 def fn_between(source: Any, left: Any, right: Any, greedy: Any = False,
                insensitive: bool = False) -> Any:
+    """Elasticsearch's ``between`` (BetweenUtils): the text between ``left`` and ``right``;
+    "" when either bound is not found; the input itself when it or a bound is empty."""
     args = _str_args(source, left, right)
     if args is None:
         return None
     text, lo, hi = args
+    if not text or not lo or not hi:
+        return text
     greedy = bool(greedy) if greedy is not None else False
-    haystack = fold(text) if insensitive else text
-    lo_key = fold(lo) if insensitive else lo
-    hi_key = fold(hi) if insensitive else hi
-    start = haystack.find(lo_key)
+    haystack = text.lower() if insensitive else text
+    if insensitive:
+        lo, hi = lo.lower(), hi.lower()
+    start = haystack.find(lo)
     if start < 0:
         return ""
-    start += len(lo_key)
-    end = haystack.rfind(hi_key) if greedy else haystack.find(hi_key, start)
+    start += len(lo)
+    end = haystack.rfind(hi) if greedy else haystack.find(hi, start)
     if end < start:
         return ""
     return text[start:end]

@@ -37,24 +37,20 @@ class Parser:
         self.tokens = tokenize(text)
         self.index = 0
         self.depth = 0
+        self.token = self.tokens[0]  # the current token (kept as an attribute: hot path)
+        self.previous = self.token  # the last token consumed
 
     # ------------------------------------------------------------ token helpers
-
-    @property
-    def token(self) -> Token:
-        return self.tokens[self.index]
-
-    @property
-    def previous(self) -> Token:
-        return self.tokens[max(0, self.index - 1)]
 
     def peek(self, ahead: int = 1) -> Token:
         return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
 
     def advance(self) -> Token:
-        token = self.tokens[self.index]
+        token = self.token
         if token.kind is not T.EOF:
             self.index += 1
+            self.token = self.tokens[self.index]
+            self.previous = token
         return token
 
     def fail(self, reason: str, token: Token | None = None, *,
@@ -199,6 +195,9 @@ class Parser:
         if expanded < 2:
             self.fail(f"a sequence needs at least 2 stages, found {len(stages)}", first,
                       semantic=True)
+        if maxspan is None and any(stage.missing for stage in stages):
+            self.fail("a sequence with missing-event stages ('![...]') needs 'with maxspan'",
+                      first, semantic=True)
         if all(stage.missing for stage in stages):
             self.fail("a sequence needs at least one stage that is not missing ('![...]')",
                       first, semantic=True)
@@ -306,80 +305,60 @@ class Parser:
     def parse_expression(self) -> ast.Expr:
         self.enter()
         try:
-            return self.parse_or()
+            return self.parse_binary(_OR)
         finally:
             self.depth -= 1
 
-    def parse_or(self) -> ast.Expr:
-        first = self.token
-        operands = [self.parse_and()]
-        while self.token.is_keyword("or"):
-            self.advance()
-            operands.append(self.parse_and())
-        if len(operands) == 1:
-            return operands[0]
-        return ast.Or(tuple(operands), _span(first, self.previous))
+    def parse_binary(self, min_level: int) -> ast.Expr:
+        """Precedence climbing over or / and / comparisons / + - / * / %.
 
-    def parse_and(self) -> ast.Expr:
+        One Python frame per operator level would make nested parentheses cost many frames;
+        climbing keeps it to a few per parenthesis, so MAX_DEPTH is reachable safely.
+        """
         first = self.token
-        operands = [self.parse_not()]
-        while self.token.is_keyword("and"):
+        left = self.parse_prefix()
+        while True:
+            token = self.token
+            level = _binary_level(token)
+            if level is None or level < min_level:
+                return left
+            if level == _COMPARE:
+                if token.is_op("="):
+                    self.fail("'=' is not an EQL comparison: use '==' (case-sensitive) or ':' "
+                              "(case-insensitive)")
+                self.advance()
+                right = self.parse_binary(_COMPARE + 1)
+                op = cast("ast.ComparisonOp", token.text)
+                left = ast.Comparison(op, left, right, _span(first, self.previous))
+                if _binary_level(self.token) == _COMPARE:
+                    self.fail("comparisons cannot be chained: add parentheses or 'and'")
+                continue
+            if level in (_OR, _AND):
+                operands = [left]
+                while self.token.is_keyword(token.text):
+                    self.advance()
+                    operands.append(self.parse_binary(level + 1))
+                node_type = ast.Or if level == _OR else ast.And
+                left = node_type(tuple(operands), _span(first, self.previous))
+                continue
             self.advance()
-            operands.append(self.parse_not())
-        if len(operands) == 1:
-            return operands[0]
-        return ast.And(tuple(operands), _span(first, self.previous))
+            right = self.parse_binary(level + 1)
+            arithmetic = cast("ast.ArithmeticOp", token.text)
+            left = ast.Arithmetic(arithmetic, left, right, _span(first, self.previous))
 
-    def parse_not(self) -> ast.Expr:
-        nots: list[Token] = []
-        while self.token.is_keyword("not"):
-            nots.append(self.advance())
-        if len(nots) > MAX_DEPTH:
-            self.fail(f"expression nested too deeply (more than {MAX_DEPTH} levels)", nots[0])
-        expr = self.parse_comparison()
-        for token in reversed(nots):
-            expr = ast.Not(expr, _span(token, self.previous))
-        return expr
-
-    def parse_comparison(self) -> ast.Expr:
-        first = self.token
-        left = self.parse_additive()
-        token = self.token
-        if token.kind is T.OP and token.text in _COMPARISONS:
-            self.advance()
-            right = self.parse_additive()
-            op = cast("ast.ComparisonOp", token.text)
-            expr: ast.Expr = ast.Comparison(op, left, right, _span(first, self.previous))
-            nxt = self.token
-            if nxt.kind is T.OP and nxt.text in _COMPARISONS:
-                self.fail("comparisons cannot be chained: add parentheses or 'and'")
+    def parse_prefix(self) -> ast.Expr:
+        """``not`` (binds looser than comparisons) and unary signs, as loops, not recursion."""
+        if self.token.is_keyword("not"):
+            nots: list[Token] = []
+            while self.token.is_keyword("not"):
+                nots.append(self.advance())
+            if len(nots) > MAX_DEPTH:
+                self.fail(f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                          nots[0])
+            expr = self.parse_binary(_COMPARE)
+            for token in reversed(nots):
+                expr = ast.Not(expr, _span(token, self.previous))
             return expr
-        if token.is_op("="):
-            self.fail("'=' is not an EQL comparison: use '==' (case-sensitive) or ':' "
-                      "(case-insensitive)")
-        if token.is_op("!:"):
-            self.fail("'!:' is not supported: write 'not field : value'")
-        return left
-
-    def parse_additive(self) -> ast.Expr:
-        first = self.token
-        left = self.parse_multiplicative()
-        while self.token.is_op("+", "-"):
-            op = cast("ast.ArithmeticOp", self.advance().text)
-            right = self.parse_multiplicative()
-            left = ast.Arithmetic(op, left, right, _span(first, self.previous))
-        return left
-
-    def parse_multiplicative(self) -> ast.Expr:
-        first = self.token
-        left = self.parse_unary()
-        while self.token.is_op("*", "/", "%"):
-            op = cast("ast.ArithmeticOp", self.advance().text)
-            right = self.parse_unary()
-            left = ast.Arithmetic(op, left, right, _span(first, self.previous))
-        return left
-
-    def parse_unary(self) -> ast.Expr:
         signs: list[Token] = []
         while self.token.is_op("-", "+"):
             signs.append(self.advance())
@@ -387,13 +366,13 @@ class Parser:
             self.fail(f"expression nested too deeply (more than {MAX_DEPTH} levels)", signs[0])
         expr = self.parse_predicated()
         for sign in reversed(signs):
-            if sign.text == "-":
-                if isinstance(expr, ast.Literal) and isinstance(expr.value, int | float) and not (
-                    isinstance(expr.value, bool)
-                ):
-                    expr = ast.Literal(-expr.value, _span(sign, self.previous))
-                else:
-                    expr = ast.Negate(expr, _span(sign, self.previous))
+            if sign.text != "-":
+                continue
+            if isinstance(expr, ast.Literal) and _is_number(expr.value):
+                assert isinstance(expr.value, int | float)
+                expr = ast.Literal(-expr.value, _span(sign, self.previous))
+            else:
+                expr = ast.Negate(expr, _span(sign, self.previous))
         return expr
 
     def parse_predicated(self) -> ast.Expr:
@@ -423,7 +402,7 @@ class Parser:
                              _span(first, self.previous))
         kind: ast.MatchKind | None = None
         insensitive = False
-        if token.is_op(":"):
+        if token.is_op(":", "!:"):
             kind, insensitive = ":", True
         elif token.is_keyword("like", "regex"):
             kind = cast("ast.MatchKind", token.text)
@@ -449,8 +428,9 @@ class Parser:
                 if not isinstance(pattern.value, str):
                     self.fail(f"'{token.text}' needs string patterns",
                               self._token_at(pattern.span.start), semantic=True)
-        return ast.Match(kind, value, tuple(patterns), insensitive,
-                         _span(first, self.previous))
+        match = ast.Match(kind, value, tuple(patterns), insensitive, _span(first, self.previous))
+        # 'x !: y' is Elasticsearch's InsensitiveWildcardNotEquals, i.e. not (x : y).
+        return ast.Not(match, match.span) if token.text == "!:" else match
 
     def parse_constant(self, after: str) -> ast.Literal:
         token = self.token
@@ -569,6 +549,27 @@ class Parser:
                                 _span(name_token, self.previous))
 
 
+_OR, _AND, _COMPARE, _ADD, _MULTIPLY = 1, 2, 3, 4, 5
+
+
+def _binary_level(token: Token) -> int | None:
+    if token.kind is T.IDENT:
+        return _OR if token.text == "or" else _AND if token.text == "and" else None
+    if token.kind is not T.OP:
+        return None
+    if token.text in _COMPARISONS or token.text == "=":
+        return _COMPARE
+    if token.text in ("+", "-"):
+        return _ADD
+    if token.text in ("*", "/", "%"):
+        return _MULTIPLY
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 # Keywords that cannot name a field without backquotes.
 _RESERVED = frozenset(
     {"and", "any", "by", "false", "in", "like", "not", "null", "or", "regex", "sample",
@@ -580,7 +581,11 @@ def parse(text: str) -> ast.Query:
     """Parse an EQL statement; raises ``EqlSyntaxError`` with line, column and a caret."""
     if not isinstance(text, str):
         raise TypeError(f"an EQL query is a string, not {type(text).__name__}")
-    return Parser(text).parse_statement()
+    try:
+        return Parser(text).parse_statement()
+    except RecursionError:
+        # Belt and braces: MAX_DEPTH should stop nesting long before Python's own limit.
+        raise EqlSyntaxError("query nested too deeply", text) from None
 
 
 def parse_expression(text: str) -> ast.Expr:

@@ -111,10 +111,8 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
             prefixes.append(shape.prefix)
         else:
             suffixes.append(shape.suffix)
-    regex: re2._Regexp | None = None
-    if complex_patterns:
-        body = "|".join(wildcard_to_re2(p) for p in complex_patterns)
-        regex = _compile_re2(body, case_insensitive, "wildcard pattern")
+    regexes = _compile_alternations([wildcard_to_re2(p) for p in complex_patterns],
+                                    case_insensitive, "wildcard pattern")
     prefix_tuple = tuple(prefixes)
     suffix_tuple = tuple(suffixes)
     middle_tuple = tuple(middles)
@@ -133,7 +131,7 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
         for middle in middle_tuple:
             if middle in text:
                 return True
-        return regex is not None and regex.fullmatch(value) is not None
+        return any(regex.fullmatch(value) is not None for regex in regexes)
 
     return matches
 
@@ -141,6 +139,20 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
 def _needs_regex_fold(pattern: str) -> bool:
     # Characters whose lowercase changes length (e.g. 'İ') cannot be compared by str.lower().
     return any(len(c.lower()) != 1 for c in pattern)
+
+
+# Patterns per compiled alternation: one RE2 program for a rule's list of patterns is fast,
+# but thousands in one program exhaust RE2's DFA memory (it then falls back to a slow path).
+_ALTERNATION_CHUNK = 256
+
+
+def _compile_alternations(bodies: Sequence[str], case_insensitive: bool,
+                          what: str) -> list[re2._Regexp]:
+    return [
+        _compile_re2("|".join(f"(?:{b})" for b in bodies[i : i + _ALTERNATION_CHUNK]),
+                     case_insensitive, what)
+        for i in range(0, len(bodies), _ALTERNATION_CHUNK)
+    ]
 
 
 def _compile_re2(body: str, case_insensitive: bool, what: str) -> re2._Regexp:
@@ -246,9 +258,9 @@ def compile_regexes(patterns: Sequence[str], *, case_insensitive: bool) -> StrPr
             parts.append(lucene_to_re2(pattern))
         except LuceneRegexError as exc:
             raise EqlSemanticError(f"invalid regex {pattern!r}: {exc}") from exc
-    regex = _compile_re2("|".join(f"(?:{p})" for p in parts), case_insensitive, "regex")
+    regexes = _compile_alternations(parts, case_insensitive, "regex")
 
     def matches(value: str) -> bool:
-        return regex.fullmatch(value) is not None
+        return any(regex.fullmatch(value) is not None for regex in regexes)
 
     return matches
