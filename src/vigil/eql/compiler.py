@@ -208,7 +208,7 @@ class FilterCompiler:
 
     def is_null_field(self, node: ast.Expr) -> bool:
         """An optional field that the mapping lacks is the constant null."""
-        return (isinstance(node, ast.Field) and node.optional and self.schema.has_mapping
+        return (isinstance(node, ast.Field) and node.optional and self.schema.closed
                 and not self.schema.is_mapped(node.name))
 
     def getter(self, field: ast.Field) -> ValueFn:

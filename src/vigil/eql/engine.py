@@ -125,9 +125,10 @@ class Compiled:
 class SchemaResolver:
     """Chooses the schema of an event: by its ``_index`` when mappings are given per index."""
 
-    def __init__(self, mapping: Mapping[str, Any] | None, timestamp_field: str) -> None:
+    def __init__(self, mapping: Mapping[str, Any] | None, timestamp_field: str,
+                 default: Schema | None = None) -> None:
         self.timestamp_field = timestamp_field
-        self.default = Schema.from_mapping(None, timestamp_field)
+        self.default = default or Schema.from_mapping(None, timestamp_field)
         self.per_index: dict[str, Schema] = {}
         if mapping and ("properties" in mapping or "mappings" in mapping):
             self.default = Schema.from_mapping(mapping, timestamp_field)
@@ -138,13 +139,13 @@ class SchemaResolver:
             merged: dict[str, Any] = {}
             for schema in self.per_index.values():
                 merged.update(schema.fields)
-            self.default = Schema(merged, timestamp_field)
+            self.default = Schema(merged, timestamp_field, closed=True)
 
     def learn(self, events: list[Event]) -> None:
         """With a mapping, fields it lacks are mapped dynamically from the data (as
         indexing the events into Elasticsearch would do)."""
         if not self.per_index:
-            if self.default.has_mapping:
+            if self.default.closed:
                 self.default.learn(events)
             return
         for index, schema in self.per_index.items():

@@ -291,9 +291,12 @@ class Schema:
     """Field types and getters for one index (one mapping, or none)."""
 
     def __init__(self, fields: Mapping[str, FieldDef] | None = None,
-                 timestamp_field: str = "@timestamp") -> None:
+                 timestamp_field: str = "@timestamp", *, closed: bool | None = None) -> None:
         self.fields: dict[str, FieldDef] = dict(fields or {})
         self.timestamp_field = timestamp_field
+        # A closed schema is a whole index mapping: an optional field it lacks is null.
+        # An open one only types some fields (vigil's ECS defaults) and says nothing of others.
+        self.closed = bool(self.fields) if closed is None else closed
         self._getters: dict[str, Getter] = {}
 
     @classmethod
