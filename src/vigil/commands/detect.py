@@ -1,0 +1,190 @@
+"""``vigil detect``: rules over files, alerts out, a summary on stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vigil.detect.indices import IndexSelector, index_of
+from vigil.detect.run import DetectOptions, DetectResult, run_detection
+from vigil.errors import RuleError
+from vigil.events import ReadOptions, ReadStats, read_events
+from vigil.events.reader import LogonIdMode
+from vigil.report.outputs import print_table, write_csv, write_ndjson
+from vigil.report.safe import terminal_text
+from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, load_rules
+from vigil.rules.model import Rule
+
+FORMATS = ("table", "ndjson", "csv")
+SHOWN_BAD_RECORDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class DetectRequest:
+    paths: Sequence[Path]
+    rules: Sequence[str] = ()
+    exceptions: Path | None = None
+    output_format: str = "table"
+    output: Path | None = None
+    logon_id: LogonIdMode = "intended"
+    max_signals: int | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    index_all: bool = False
+    explain: bool = False
+
+
+def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[RuleError]]:
+    """Rules named on the command line: files/folders, or ids/names of bundled rules.
+    Returns the rules, notes on skipped ones and load errors."""
+    if not refs:
+        return list(bundled_rules()), [], []
+    rules: list[Rule] = []
+    notes: list[str] = []
+    errors: list[RuleError] = []
+    bundled = bundled_rules()
+    for ref in refs:
+        path = Path(ref)
+        if path.exists():
+            result: LoadResult = load_rules([path])
+            rules.extend(result.rules)
+            notes.extend(str(s) for s in result.skipped)
+            errors.extend(result.errors)
+            continue
+        rule = find_rule(bundled, ref)
+        if rule is None:
+            errors.append(RuleError("no such rule file, folder or bundled rule id or name", ref))
+        else:
+            rules.append(rule)
+    return rules, notes, errors
+
+
+def _exception_filters(request: DetectRequest, rules: Sequence[Rule], err: Console
+                       ) -> Callable[[Rule], Callable[[Mapping[str, Any]], bool] | None] | None:
+    """The exceptions of ``--exceptions``, per rule; warnings go to stderr."""
+    if request.exceptions is None:
+        return None
+    exceptions = load_exceptions([request.exceptions])  # raises ExceptionFileError
+    for warning in exceptions.warnings:
+        err.print(f"exceptions: {terminal_text(warning)}", markup=False)
+    now = datetime.now(UTC)
+    filters: dict[str, Callable[[Mapping[str, Any]], bool] | None] = {}
+    for rule in rules:
+        exception_filter = exceptions.filter_for(rule, now, rules=rules)
+        message = exception_filter.warning()
+        if message:
+            err.print(f"{terminal_text(rule.name)}: {terminal_text(message)}", markup=False)
+        filters[rule.rule_id] = exception_filter.excludes if exception_filter.items else None
+    return lambda rule: filters.get(rule.rule_id)
+
+
+def run_detect(request: DetectRequest) -> int:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if request.output_format not in FORMATS:
+        err.print(f"vigil detect: --format must be one of {', '.join(FORMATS)}", markup=False)
+        return 2
+    rules, notes, rule_errors = resolve_rules(request.rules)
+    for error in rule_errors:
+        err.print(f"rule error: {terminal_text(str(error), keep_newlines=True)}", markup=False)
+    if not rules:
+        err.print("vigil detect: no rule to run", markup=False)
+        return 2
+    try:
+        exceptions_for = _exception_filters(request, rules, err)
+    except RuleError as exc:
+        err.print(f"vigil detect: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
+        return 2
+    started = time.perf_counter()
+    stats = ReadStats()
+    events = list(read_events(request.paths, stats, ReadOptions(logon_id=request.logon_id)))
+    if request.explain:
+        _explain(rules, events, request.index_all, err)
+    result = run_detection(
+        rules, events,
+        options=DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
+                              start=request.start, end=request.end),
+        exceptions_for=exceptions_for,
+    )
+    _write(result, request)
+    _summary(result, stats, notes, time.perf_counter() - started, err)
+    return 2 if rule_errors else 0
+
+
+def _write(result: DetectResult, request: DetectRequest) -> None:
+    alerts = result.alerts
+    if request.output_format == "table":
+        if request.output is not None:
+            with request.output.open("w", encoding="utf-8") as handle:
+                print_table(alerts, Console(file=handle, width=200, highlight=False))
+        else:
+            print_table(alerts, Console(highlight=False))
+    elif request.output_format == "ndjson":
+        if request.output is not None:
+            with request.output.open("wb") as binary:
+                write_ndjson(alerts, binary)
+        else:
+            write_ndjson(alerts, sys.stdout.buffer)
+            sys.stdout.flush()
+    else:
+        if request.output is not None:
+            with request.output.open("w", encoding="utf-8", newline="") as text:
+                write_csv(alerts, text)
+        else:
+            write_csv(alerts, sys.stdout)
+
+
+def _explain(rules: Sequence[Rule], events: Sequence[Mapping[str, Any]], index_all: bool,
+             err: Console) -> None:
+    counts: dict[str | None, int] = {}
+    for event in events:
+        index = index_of(event)
+        counts[index] = counts.get(index, 0) + 1
+    err.print("indices found in the input (events):", markup=False)
+    for index, count in sorted(counts.items(), key=lambda item: str(item[0])):
+        err.print(f"  {index or '(unknown: read by every rule)'}: {count:,}", markup=False)
+    for rule in rules:
+        selector = IndexSelector(rule.index, accept_all=index_all)
+        read = [str(i or "(unknown)") for i in counts if selector.accepts(i)]
+        patterns = ", ".join(rule.index) or "(none: every index)"
+        err.print(f"rule {rule.name!r} [{patterns}] reads: {', '.join(read) or 'nothing'}",
+                  markup=False)
+
+
+def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], seconds: float,
+             err: Console) -> None:
+    err.print(
+        f"read {stats.files:,} file(s), {stats.events:,} events in {seconds:.1f} s"
+        + (f"; skipped {stats.bad_total:,} bad record(s):" if stats.bad_total else ""),
+        markup=False,
+    )
+    for bad in stats.bad_records[:SHOWN_BAD_RECORDS]:
+        err.print(f"  {terminal_text(str(bad))}", markup=False)
+    if stats.bad_total > SHOWN_BAD_RECORDS:
+        err.print(f"  ... and {stats.bad_total - SHOWN_BAD_RECORDS:,} more", markup=False)
+    if result.events_without_time:
+        err.print(f"{result.events_without_time:,} event(s) had no usable @timestamp and were "
+                  "not searched", markup=False)
+    for note in notes:
+        err.print(terminal_text(note), markup=False)
+    ran = len(result.outcomes)
+    alerts = len(result.alerts)
+    err.print(f"ran {ran} rule(s): {alerts:,} alert(s)", markup=False)
+    for outcome in result.outcomes:
+        if not outcome.alerts and not outcome.warnings:
+            continue
+        line = f"  {outcome.rule.name}: {len(outcome.alerts):,} alert(s)"
+        if outcome.events_excepted:
+            line += f", {outcome.events_excepted:,} event(s) removed by exceptions"
+        err.print(terminal_text(line), markup=False)
+        for warning in outcome.warnings:
+            err.print(f"    {warning} ({outcome.dropped_by_cap:,} dropped)", markup=False)
+        if not outcome.warnings and outcome.elastic_cap_exceeded:
+            err.print(f"    Elastic would have capped at {outcome.rule.max_signals} per run "
+                      "(max_signals); use --max-signals to apply it", markup=False)

@@ -1,0 +1,62 @@
+"""Deterministic identities: of events (their ``_id``/``_index``), rules and alerts.
+
+Alert ids follow Kibana's recipes (ELASTIC_ENGINE.md §3.4) so that re-running on the same
+data yields the same ids, overlapping windows never duplicate, and ids differ across rules:
+
+* building block i of a sequence: ``sha256(concat(e._id + e._index + R for each event) + i)``
+* the shell: ``sha256(concat(e_i._id + e_i._index + BB_i + "") + R)``
+* a single-event alert: ``sha256(e._index + e._id + version + R)`` (Kibana ``generateId``)
+
+where R is the rule's saved-object id. A rule loaded from a file has no saved object, so vigil
+derives R from the rule_id (a UUIDv5), stable across runs and machines.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+# Namespace for rule saved-object ids that vigil derives from rule_ids.
+_RULE_NAMESPACE = uuid.UUID("2c1b6e0c-3c1e-5a55-9a51-7669676c0001")
+
+
+def rule_uuid(rule_id: str, explicit: str | None = None) -> str:
+    """The rule's saved-object id: Kibana's when known, else derived from the rule_id."""
+    return explicit or str(uuid.uuid5(_RULE_NAMESPACE, rule_id))
+
+
+def event_id(event: Mapping[str, Any]) -> str:
+    """The event's ``_id``: as exported by Elasticsearch, else a hash of its content (20
+    base64url characters, the length of an Elasticsearch auto id)."""
+    given = event.get("_id")
+    if isinstance(given, str) and given:
+        return given
+    body = {k: v for k, v in event.items() if k not in ("_id", "_index")}
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str))
+    return base64.urlsafe_b64encode(digest.digest()[:15]).decode("ascii")
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def building_block_ids(refs: Sequence[tuple[str, str]], rule: str) -> list[str]:
+    """Ids of a sequence's building-block alerts; ``refs`` are (``_id``, ``_index``) pairs."""
+    base = "".join(f"{doc_id}{index}{rule}" for doc_id, index in refs)
+    return [_sha256(f"{base}{i}") for i in range(len(refs))]
+
+
+def shell_id(refs: Sequence[tuple[str, str]], block_ids: Sequence[str], rule: str) -> str:
+    parts = "".join(f"{doc_id}{index}{block}" for (doc_id, index), block in
+                    zip(refs, block_ids, strict=True))
+    return _sha256(f"{parts}{rule}")
+
+
+def single_alert_id(ref: tuple[str, str], rule: str, version: str = "1") -> str:
+    doc_id, index = ref
+    return _sha256(f"{index}{doc_id}{version}{rule}")

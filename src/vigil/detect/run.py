@@ -1,0 +1,172 @@
+"""One detection run: rules over events, to alerts.
+
+The events are put in time order once; each rule then sees the events its index patterns
+select (ELASTIC_ENGINE.md §2.5: a rule searches only its indices), minus the events its
+exceptions exclude (§4.2: exceptions filter single events before sequence matching), and the
+EQL engine finds its matches with Elasticsearch's semantics. Matches become Elastic alert
+documents with deterministic ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from vigil.detect.alerts import Alert, sequence_alert, single_event_alert
+from vigil.detect.ids import rule_uuid
+from vigil.detect.indices import IndexSelector, index_of
+from vigil.eql import ast
+from vigil.eql.engine import (
+    Compiled,
+    Entry,
+    Match,
+    SchemaResolver,
+    apply_pipes,
+    order_events,
+    run_event_query,
+    run_sample,
+    run_sequence,
+)
+from vigil.eql.schema import FieldDef, Schema
+from vigil.rules.model import Rule
+
+Event = Mapping[str, Any]
+EventFilter = Callable[[Event], bool]
+
+# Elastic's words when a run reaches max_signals (Kibana eql.ts).
+MAX_SIGNALS_WARNING = ("This rule reached the maximum alert limit for the rule execution. "
+                       "Some alerts were not created.")
+
+# ECS fields of type ip: compared as addresses (so "::1" equals "0:0:0:0:0:0:0:1").
+ECS_IP_FIELDS = ("source.ip", "destination.ip", "client.ip", "server.ip", "host.ip",
+                 "related.ip", "source.nat.ip", "destination.nat.ip")
+
+
+def ecs_schema(timestamp_field: str = "@timestamp") -> Schema:
+    """vigil's default field types for ECS data: an open schema (other fields keep their
+    JSON types, as Elasticsearch's dynamic mapping would give them)."""
+    fields = {name: FieldDef("ip") for name in ECS_IP_FIELDS}
+    return Schema(fields, timestamp_field, closed=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DetectOptions:
+    index_all: bool = False  # every rule reads every event, whatever its index
+    max_signals: int | None = None  # apply Elastic's per-run cap (None: report all matches)
+    start: datetime | None = None  # only events at or after
+    end: datetime | None = None  # only events at or before
+    now: str = ""  # alert creation time (ISO); default: the run's start
+
+
+@dataclass(slots=True)
+class RuleOutcome:
+    rule: Rule
+    alerts: list[Alert] = field(default_factory=list)
+    events_searched: int = 0
+    events_excepted: int = 0
+    matches: int = 0
+    dropped_by_cap: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def elastic_cap_exceeded(self) -> bool:
+        return self.matches > self.rule.max_signals
+
+
+@dataclass(slots=True)
+class DetectResult:
+    outcomes: list[RuleOutcome]
+    events: int
+    events_in_window: int
+    events_without_time: int
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return [alert for outcome in self.outcomes for alert in outcome.alerts]
+
+
+def _ns(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
+                  options: DetectOptions | None = None,
+                  exceptions_for: Callable[[Rule], EventFilter | None] | None = None,
+                  ) -> DetectResult:
+    """Run every rule over the events; returns alerts and per-rule accounting."""
+    options = options or DetectOptions()
+    now = options.now or datetime.now(UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+    materialized = events if isinstance(events, list) else list(events)
+    schema = ecs_schema()
+    resolver = SchemaResolver(None, "@timestamp", default=schema)
+    entries = order_events(materialized, resolver, None)
+    start_ns, end_ns = _ns(options.start), _ns(options.end)
+    timed = [e for e in entries if e.ts is not None]
+    without_time = len(entries) - len(timed)
+    in_window = [e for e in timed
+                 if (start_ns is None or e.ts >= start_ns)  # type: ignore[operator]
+                 and (end_ns is None or e.ts <= end_ns)]  # type: ignore[operator]
+    indexes = [index_of(e.event) for e in in_window]
+    outcomes = []
+    for rule in rules:
+        selector = IndexSelector(rule.index, accept_all=options.index_all)
+        excepts = exceptions_for(rule) if exceptions_for else None
+        outcome = RuleOutcome(rule)
+        selected: list[Entry] = []
+        for entry, index in zip(in_window, indexes, strict=True):
+            if not selector.accepts(index):
+                continue
+            if excepts is not None and excepts(entry.event):
+                outcome.events_excepted += 1
+                continue
+            selected.append(entry)
+        outcome.events_searched = len(selected)
+        matches = _run_rule(rule, selected, schema)
+        outcome.matches = len(matches)
+        cap = options.max_signals
+        if cap is not None and len(matches) > cap:
+            # Elasticsearch returns the tail: the most recent matches win.
+            outcome.dropped_by_cap = len(matches) - cap
+            matches = matches[-cap:]
+            outcome.warnings.append(MAX_SIGNALS_WARNING)
+        uuid = rule_uuid(rule.rule_id, rule.uuid)
+        for match in matches:
+            outcome.alerts.append(_alert(rule, uuid, match, now))
+        outcomes.append(outcome)
+    return DetectResult(outcomes, len(entries), len(in_window), without_time)
+
+
+def _run_rule(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match]:
+    query = rule.eql
+    timestamp_field = rule.timestamp_field or "@timestamp"
+    category_field = rule.event_category_override or "event.category"
+    resolver = SchemaResolver(None, timestamp_field,
+                              default=schema if timestamp_field == "@timestamp"
+                              else ecs_schema(timestamp_field))
+    if timestamp_field != "@timestamp" or rule.tiebreaker_field:
+        entries = order_events([e.event for e in entries], resolver, rule.tiebreaker_field)
+    compiled = Compiled(query, resolver, category_field)
+    body = query.body
+    results: list[Match]
+    if isinstance(body, ast.Sample):
+        results = list(run_sample(compiled, body, entries, 1, None))
+    elif isinstance(body, ast.Sequence):
+        results = list(run_sequence(compiled, body, entries))
+    else:
+        results = list(run_event_query(compiled, entries))
+    return apply_pipes(results, query.pipes)
+
+
+def _alert(rule: Rule, uuid: str, match: Match, now: str) -> Alert:
+    if len(match.events) == 1 and match.events[0] is not None and not isinstance(
+        rule.eql.body, ast.Sequence | ast.Sample
+    ):
+        return single_event_alert(match.events[0], rule, uuid, now)
+    return sequence_alert(match.events, rule, uuid, now, match.join_keys)

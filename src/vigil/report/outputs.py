@@ -1,0 +1,138 @@
+"""Alerts out: a terminal table, Elastic alert documents (NDJSON), a CSV timeline.
+
+Field values come from logs and are attacker-controlled: the table strips terminal control
+sequences, the CSV neutralises spreadsheet formulas, NDJSON is plain JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from vigil.detect.alerts import Alert
+from vigil.eql.schema import raw_getter
+from vigil.report.safe import csv_cell, terminal_text
+
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+
+
+def _text(value: Any, limit: int = 80) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ", ".join(str(v) for v in value)
+    text = terminal_text(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _summary_text(summary: Mapping[str, Any], skip: Sequence[str]) -> str:
+    return "; ".join(f"{k.replace('_', ' ')}: {_text(v, 60)}" for k, v in summary.items()
+                     if k not in skip)
+
+
+def alerts_table(alerts: Sequence[Alert]) -> Table:
+    table = Table(title=f"{len(alerts)} alert(s)", title_justify="left", show_lines=False)
+    for column in ("time", "rule", "severity", "host", "user", "source.ip", "summary"):
+        table.add_column(column, overflow="fold")
+    for alert in sorted(alerts, key=lambda a: str(a.document.get("kibana.alert.original_time"))):
+        doc = alert.document
+        summary = doc.get("vigil.summary") or _event_summary(alert)
+        severity = str(doc.get("kibana.alert.severity", ""))
+        table.add_row(
+            _text(doc.get("kibana.alert.original_time"), 30),
+            _text(alert.rule.name, 50),
+            f"[{_SEVERITY_STYLE.get(severity, '')}]{severity}[/]" if severity else "",
+            _text(summary.get("host")),
+            _text(summary.get("user")),
+            _text(summary.get("source_ip")),
+            _summary_text(summary, ("host", "user", "source_ip")),
+        )
+    return table
+
+
+def _event_summary(alert: Alert) -> dict[str, Any]:
+    from vigil.detect.alerts import summary
+
+    return summary(list(alert.events))
+
+
+def print_table(alerts: Sequence[Alert], console: Console) -> None:
+    if not alerts:
+        console.print("no alerts", markup=False)
+        return
+    console.print(alerts_table(alerts))
+
+
+def write_ndjson(alerts: Iterable[Alert], out: IO[bytes]) -> int:
+    """Every document (building blocks, then the shell), one JSON object per line."""
+    count = 0
+    for alert in alerts:
+        for doc in alert.documents():
+            out.write(orjson.dumps(doc, default=str) + b"\n")
+            count += 1
+    return count
+
+
+TIMELINE_COLUMNS = (
+    "datetime", "timestamp_desc", "message", "rule", "severity", "risk_score", "alert_id",
+    "stage", "host", "user", "source_ip", "logon_id", "event_code", "event_action",
+    "service_name", "service_file_name", "process", "command_line",
+)
+_TIMELINE_FIELDS = {
+    "host": ("host.name", "winlog.computer_name"),
+    "user": ("user.name", "winlog.event_data.TargetUserName", "winlog.event_data.SubjectUserName"),
+    "source_ip": ("source.ip",),
+    "logon_id": ("winlog.logon.id",),
+    "event_code": ("event.code", "winlog.event_id"),
+    "event_action": ("event.action",),
+    "service_name": ("service.name", "winlog.event_data.ServiceName"),
+    "service_file_name": ("winlog.event_data.ServiceFileName",),
+    "process": ("process.executable", "process.name"),
+    "command_line": ("process.command_line",),
+}
+_TIMELINE_GETTERS = {k: tuple(raw_getter(f) for f in v) for k, v in _TIMELINE_FIELDS.items()}
+
+
+def _lookup(event: Mapping[str, Any], column: str) -> Any:
+    for get in _TIMELINE_GETTERS[column]:
+        value = get(event)
+        if value not in (None, ""):
+            return ", ".join(map(str, value)) if isinstance(value, list) else value
+    return None
+
+
+def write_csv(alerts: Iterable[Alert], out: IO[str]) -> int:
+    """A timeline, one row per event of each alert (Timesketch's columns first)."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(TIMELINE_COLUMNS)
+    rows = 0
+    for alert in alerts:
+        doc = alert.document
+        for stage, event in enumerate(alert.events):
+            row: dict[str, Any] = {
+                "datetime": event.get("@timestamp"),
+                "timestamp_desc": "Event Time",
+                "message": doc.get("kibana.alert.reason"),
+                "rule": alert.rule.name,
+                "severity": doc.get("kibana.alert.severity"),
+                "risk_score": doc.get("kibana.alert.risk_score"),
+                "alert_id": alert.id,
+                "stage": stage,
+            }
+            for column in _TIMELINE_FIELDS:
+                row[column] = _lookup(event, column)
+            writer.writerow([csv_cell(row.get(c)) for c in TIMELINE_COLUMNS])
+            rows += 1
+    return rows
+
+
+def csv_text(alerts: Iterable[Alert]) -> str:
+    buffer = io.StringIO()
+    write_csv(alerts, buffer)
+    return buffer.getvalue()

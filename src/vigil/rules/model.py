@@ -1,0 +1,460 @@
+"""The rule model: one Elastic Security rule, as Kibana holds it after defaults are applied.
+
+Built from a plain mapping (a detection-rules ``[rule]`` table or a Kibana rule object) by
+``Rule.from_dict``. Problems are raised as ``RuleError`` naming the field; the loaders add the
+file and line. The EQL query is parsed once, here, so every later user shares the same ``Query``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from vigil.eql import Query, parse
+from vigil.eql.ast import EventQuery, Field
+from vigil.eql.ast import Sequence as SequenceBody
+from vigil.errors import RuleError
+
+# Kibana's defaults for a rule created without these params (detection engine constants).
+DEFAULT_INTERVAL = "5m"
+DEFAULT_FROM = "now-6m"
+DEFAULT_TO = "now"
+DEFAULT_MAX_SIGNALS = 100
+DEFAULT_VERSION = 1
+
+SEVERITIES = ("low", "medium", "high", "critical")
+SourceFormat = Literal["toml", "kibana", "dict"]
+
+_INTERVAL_RE = re.compile(r"^(\d+)([smhd])$")
+_INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DATE_MATH_OP = re.compile(r"([+-])(\d+)([yMwdhHms])")
+_DATE_MATH_ROUND = re.compile(r"/([yMwdhHms])$")
+_FIXED_UNITS = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}
+
+
+class FieldError(RuleError):
+    """A rule field with a missing or wrong value; ``key`` lets loaders point at its line."""
+
+    def __init__(self, reason: str, key: str | None = None) -> None:
+        super().__init__(reason)
+        self.key = key
+
+
+# ---------------------------------------------------------------- date math
+
+
+@dataclass(frozen=True, slots=True)
+class DateMath:
+    """Elasticsearch date math anchored on ``now``: ``now-9m``, ``now``, ``now-1d/d``."""
+
+    text: str
+    ops: tuple[tuple[int, str], ...] = ()  # signed amount, unit
+    rounding: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DateMath:
+        body = text.strip()
+        if not body.startswith("now"):
+            raise ValueError(f"date math {text!r} must start with 'now' (e.g. now-9m)")
+        rest = body[3:]
+        rounding = None
+        found = _DATE_MATH_ROUND.search(rest)
+        if found:
+            rounding = found.group(1)
+            rest = rest[: found.start()]
+        ops: list[tuple[int, str]] = []
+        pos = 0
+        while pos < len(rest):
+            op = _DATE_MATH_OP.match(rest, pos)
+            if op is None:
+                raise ValueError(f"date math {text!r} is not of the form now-<n><unit>, "
+                                 "unit one of y M w d h m s")
+            amount = int(op.group(2))
+            ops.append((amount if op.group(1) == "+" else -amount, op.group(3)))
+            pos = op.end()
+        return cls(text=text, ops=tuple(ops), rounding=rounding)
+
+    def resolve(self, now: datetime) -> datetime:
+        """The instant this expression names for a run started at ``now``."""
+        moment = now
+        for amount, unit in self.ops:
+            if unit in _FIXED_UNITS:
+                moment = moment + timedelta(seconds=amount * _FIXED_UNITS[unit])
+            else:
+                months = amount * (12 if unit == "y" else 1)
+                moment = _add_months(moment, months)
+        if self.rounding is not None:
+            moment = _round_down(moment, self.rounding)
+        return moment
+
+    @property
+    def offset(self) -> timedelta:
+        """Signed offset from ``now`` (``now-9m`` → -9 min). Months count as 30 days, years
+        as 365, and rounding is ignored: exact instants come from ``resolve``."""
+        seconds = 0
+        for amount, unit in self.ops:
+            per = _FIXED_UNITS.get(unit) or (365 * 86400 if unit == "y" else 30 * 86400)
+            seconds += amount * per
+        return timedelta(seconds=seconds)
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
+
+
+def _round_down(moment: datetime, unit: str) -> datetime:
+    if unit == "y":
+        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "M":
+        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    if unit == "w":
+        start = moment - timedelta(days=moment.weekday())
+        return start.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "d":
+        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit in ("h", "H"):
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if unit == "m":
+        return moment.replace(second=0, microsecond=0)
+    return moment.replace(microsecond=0)
+
+
+def parse_interval(text: str) -> timedelta:
+    """A rule interval (``5m``, ``1h``): digits then one of s m h d, as detection-rules checks."""
+    found = _INTERVAL_RE.match(text.strip())
+    if found is None or int(found.group(1)) == 0:
+        raise ValueError(f"interval {text!r} is not a positive <n><unit>, unit one of s m h d")
+    return timedelta(seconds=int(found.group(1)) * _INTERVAL_UNITS[found.group(2)])
+
+
+# ---------------------------------------------------------------- MITRE ATT&CK
+
+
+@dataclass(frozen=True, slots=True)
+class AttackRef:
+    """One MITRE ATT&CK tactic, technique or sub-technique."""
+
+    id: str
+    name: str
+    reference: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], what: str) -> AttackRef:
+        if not isinstance(data, Mapping):
+            raise FieldError(f"threat {what} must be a table with id, name and reference",
+                             "threat")
+        ident, name = data.get("id"), data.get("name")
+        if not isinstance(ident, str) or not isinstance(name, str):
+            raise FieldError(f"threat {what} needs a string id and name", "threat")
+        reference = data.get("reference", "")
+        return cls(id=ident, name=name, reference=reference if isinstance(reference, str) else "")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "reference": self.reference}
+
+
+@dataclass(frozen=True, slots=True)
+class Technique:
+    id: str
+    name: str
+    reference: str = ""
+    subtechniques: tuple[AttackRef, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Technique:
+        base = AttackRef.from_dict(data, "technique")
+        subs = data.get("subtechnique") or ()
+        if not isinstance(subs, Sequence) or isinstance(subs, str):
+            raise FieldError("threat subtechnique must be a list", "threat")
+        return cls(base.id, base.name, base.reference,
+                   tuple(AttackRef.from_dict(s, "subtechnique") for s in subs))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name, "reference": self.reference}
+        if self.subtechniques:
+            out["subtechnique"] = [s.to_dict() for s in self.subtechniques]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Threat:
+    """One ``[[rule.threat]]`` entry: a framework, a tactic and its techniques."""
+
+    framework: str
+    tactic: AttackRef
+    techniques: tuple[Technique, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Threat:
+        if not isinstance(data, Mapping):
+            raise FieldError("each threat must be a table", "threat")
+        framework = data.get("framework", "MITRE ATT&CK")
+        techniques = data.get("technique") or ()
+        if not isinstance(techniques, Sequence) or isinstance(techniques, str):
+            raise FieldError("threat technique must be a list", "threat")
+        return cls(
+            framework=str(framework),
+            tactic=AttackRef.from_dict(data.get("tactic") or {}, "tactic"),
+            techniques=tuple(Technique.from_dict(t) for t in techniques),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Kibana's shape (as in ``kibana.alert.rule.threat``)."""
+        out: dict[str, Any] = {"framework": self.framework, "tactic": self.tactic.to_dict()}
+        if self.techniques:
+            out["technique"] = [t.to_dict() for t in self.techniques]
+        return out
+
+
+# ---------------------------------------------------------------- the rule
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """Where a rule came from, so errors found later can still name a file position.
+
+    ``query_positions`` maps each character of the query to its (line, column) in the file
+    (1-based); empty when the file position of the query is not known.
+    """
+
+    path: str = ""
+    format: SourceFormat = "dict"
+    line: int | None = None  # the rule's first line (NDJSON record, TOML [rule] header)
+    query_line: int | None = None
+    query_column: int | None = None
+    query_positions: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    bundled: bool = False
+
+    def file_position(self, query_line: int, query_column: int,
+                      query_text: str) -> tuple[int | None, int | None]:
+        """The file (line, column) of a (line, column) inside the query text."""
+        if self.query_positions:
+            lines = query_text.split("\n")
+            if 1 <= query_line <= len(lines):
+                offset = sum(len(x) + 1 for x in lines[: query_line - 1]) + query_column - 1
+                offset = max(0, min(offset, len(self.query_positions) - 1))
+                return self.query_positions[offset]
+        if self.query_line is not None:
+            return self.query_line, None
+        return self.line, None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An EQL detection rule with Kibana's defaults applied."""
+
+    rule_id: str
+    name: str
+    description: str
+    query: str
+    eql: Query = field(repr=False, compare=False)
+    version: int = DEFAULT_VERSION
+    type: str = "eql"
+    language: str = "eql"
+    index: tuple[str, ...] = ()
+    data_view_id: str | None = None
+    interval: str = DEFAULT_INTERVAL
+    from_: str = DEFAULT_FROM
+    to: str = DEFAULT_TO
+    max_signals: int = DEFAULT_MAX_SIGNALS
+    severity: str = "low"
+    risk_score: int = 21
+    tags: tuple[str, ...] = ()
+    threat: tuple[Threat, ...] = ()
+    note: str = ""
+    setup: str = ""
+    false_positives: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    author: tuple[str, ...] = ()
+    license: str = ""
+    timestamp_override: str | None = None
+    timestamp_override_fallback_disabled: bool = False
+    tiebreaker_field: str | None = None
+    timestamp_field: str | None = None
+    event_category_override: str | None = None
+    building_block_type: str | None = None
+    # compare=False keeps Rule hashable (these are JSON objects)
+    exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
+    uuid: str | None = None  # Kibana's saved-object id, when the rule came from Kibana
+    enabled: bool = True
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    source: RuleSource = field(default_factory=RuleSource, compare=False)
+
+    # -- derived schedule values (validated in from_dict, so these never raise)
+
+    @property
+    def interval_delta(self) -> timedelta:
+        return parse_interval(self.interval)
+
+    @property
+    def from_math(self) -> DateMath:
+        return DateMath.parse(self.from_)
+
+    @property
+    def to_math(self) -> DateMath:
+        return DateMath.parse(self.to)
+
+    @property
+    def look_back(self) -> timedelta:
+        """Width of one run's window (``to − from``; 9 min for ``now-9m`` .. ``now``)."""
+        return self.to_math.offset - self.from_math.offset
+
+    @property
+    def additional_look_back(self) -> timedelta:
+        """What Kibana's UI calls "Additional look-back time": window minus interval."""
+        return max(self.look_back - self.interval_delta, timedelta(0))
+
+    @property
+    def is_building_block(self) -> bool:
+        return self.building_block_type is not None
+
+    def join_fields(self) -> tuple[str, ...]:
+        """The join keys of a sequence or sample (sequence-wide and per-stage), in order."""
+        body = self.eql.body
+        if isinstance(body, EventQuery):
+            return ()
+        names: dict[str, None] = {}
+        keys: list[Field] = list(body.join_keys)
+        for stage in body.stages:
+            keys.extend(stage.join_keys)
+        if isinstance(body, SequenceBody) and body.until is not None:
+            keys.extend(body.until.join_keys)
+        for key in keys:
+            names.setdefault(key.name, None)
+        return tuple(names)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: RuleSource | None = None,
+                  metadata: Mapping[str, Any] | None = None) -> Rule:
+        """Build a rule from a detection-rules ``[rule]`` table or a Kibana rule object.
+
+        Raises ``FieldError`` for a missing or ill-typed field and ``EqlSyntaxError`` for a
+        query that does not parse; non-EQL rules are the caller's to skip before this.
+        """
+        reader = _Reader(data)
+        rule_type = reader.text("type", required=True)
+        language = reader.text("language") or ("eql" if rule_type == "eql" else "")
+        if rule_type != "eql" or language != "eql":
+            raise FieldError(f"not an EQL rule (type {rule_type!r}, language {language!r})",
+                             "type")
+        severity = reader.text("severity", required=True).lower()
+        if severity not in SEVERITIES:
+            raise FieldError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}",
+                             "severity")
+        risk_score = reader.integer("risk_score", required=True)
+        if not 0 <= risk_score <= 100:
+            raise FieldError(f"risk_score {risk_score} is not between 0 and 100", "risk_score")
+        max_signals = reader.integer("max_signals", default=DEFAULT_MAX_SIGNALS)
+        if max_signals < 1:
+            raise FieldError(f"max_signals {max_signals} must be at least 1", "max_signals")
+        interval = reader.text("interval") or DEFAULT_INTERVAL
+        from_ = reader.text("from") or DEFAULT_FROM
+        to = reader.text("to") or DEFAULT_TO
+        for key, value, check in (("interval", interval, parse_interval),
+                                  ("from", from_, DateMath.parse), ("to", to, DateMath.parse)):
+            try:
+                check(value)
+            except ValueError as exc:
+                raise FieldError(str(exc), key) from None
+        threats = reader.table_list("threat")
+        query = reader.text("query", required=True)
+        if not query.strip():
+            raise FieldError("query is empty", "query")
+        eql = parse(query)
+        return cls(
+            rule_id=reader.text("rule_id", required=True),
+            name=reader.text("name", required=True),
+            description=reader.text("description", required=True),
+            query=query,
+            eql=eql,
+            version=reader.integer("version", default=DEFAULT_VERSION),
+            type=rule_type,
+            language=language,
+            index=reader.strings("index"),
+            data_view_id=reader.text("data_view_id") or None,
+            interval=interval,
+            from_=from_,
+            to=to,
+            max_signals=max_signals,
+            severity=severity,
+            risk_score=risk_score,
+            tags=reader.strings("tags"),
+            threat=tuple(Threat.from_dict(t) for t in threats),
+            note=reader.text("note"),
+            setup=reader.text("setup"),
+            false_positives=reader.strings("false_positives"),
+            references=reader.strings("references"),
+            author=reader.strings("author"),
+            license=reader.text("license"),
+            timestamp_override=reader.text("timestamp_override") or None,
+            timestamp_override_fallback_disabled=bool(
+                data.get("timestamp_override_fallback_disabled", False)),
+            tiebreaker_field=reader.text("tiebreaker_field") or None,
+            timestamp_field=reader.text("timestamp_field") or None,
+            event_category_override=reader.text("event_category_override") or None,
+            building_block_type=reader.text("building_block_type") or None,
+            exceptions_list=tuple(reader.table_list("exceptions_list")),
+            uuid=reader.text("id") or None,
+            enabled=bool(data.get("enabled", True)),
+            metadata=dict(metadata or {}),
+            params=dict(data),
+            source=source or RuleSource(),
+        )
+
+
+class _Reader:
+    """Typed access to a rule mapping; every complaint names the key."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+
+    def text(self, key: str, *, required: bool = False) -> str:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise FieldError(f"missing required field {key!r}", key)
+            return ""
+        if not isinstance(value, str):
+            raise FieldError(f"{key} must be a string, not {_kind(value)}", key)
+        return value
+
+    def integer(self, key: str, *, required: bool = False, default: int = 0) -> int:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                raise FieldError(f"missing required field {key!r}", key)
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FieldError(f"{key} must be an integer, not {_kind(value)}", key)
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):  # Kibana accepts a lone index pattern; so do we
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise FieldError(f"{key} must be a list of strings", key)
+        return tuple(value)
+
+    def table_list(self, key: str) -> list[Mapping[str, Any]]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise FieldError(f"{key} must be a list of tables", key)
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
