@@ -214,3 +214,12 @@ def test_partial_sequences_expire_with_maxspan() -> None:
         run.feed(Entry({"event": {"category": "a"}, "k": i, "@timestamp": ts}, i, ts))
         run.expire(ts)
     assert len(run.groups) <= 101  # only keys started in the last second stay open
+
+
+def test_timestamps_keep_nanoseconds_and_zones() -> None:
+    from vigil.eql.schema import parse_iso_ns
+
+    assert parse_iso_ns("1974-03-03T02:22:54.294365140Z") == 131509374294365140
+    assert parse_iso_ns("2024-05-01T08:00:00.123Z") == 1714550400123000000
+    assert parse_iso_ns("2024-05-01T10:00:00.123+02:00") == 1714550400123000000
+    assert parse_iso_ns("yesterday") is None
