@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Literal
+
+LogonIdMode = Literal["intended", "elastic"]
 
 # Keep the first few bad records verbatim; count the rest.
 KEEP_BAD_RECORDS = 200
@@ -20,6 +23,23 @@ class BadRecord:
     def __str__(self) -> str:
         where = f"{self.path}:{self.position}" if self.position else self.path
         return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How to read.
+
+    ``logon_id``: where ``winlog.logon.id`` of logon events comes from. ``"intended"`` (the
+    default) takes TargetLogonId for 4624/4627/4964 as Winlogbeat 7 did and as rules joining on
+    the logon session mean; ``"elastic"`` reproduces Elastic's current ingest pipelines, which
+    take SubjectLogonId (0x0 on network logons; elastic/integrations#20004).
+    ``timestamp_field``: the field NDJSON events must carry as a date.
+    ``workers``: processes used to read several files at once (1 = in this process).
+    """
+
+    logon_id: LogonIdMode = "intended"
+    timestamp_field: str = "@timestamp"
+    workers: int = 1
 
 
 @dataclass(slots=True)

@@ -1,0 +1,346 @@
+"""Windows ``.evtx`` files -> ECS events, on the ``evtx`` package (Rust parser, PyO3).
+
+A damaged log loses only what is damaged. Before parsing, the file header and the chunk
+headers are read (a few bytes per 64 KiB chunk) so that problems can be told in a user's
+words, with the records they cost:
+
+* empty file, not an EVTX file, header cut short: one line, the file is skipped;
+* the last chunk cut short (a copy that stopped early): one line; the complete chunks are read
+  (the parser silently ignores a partial chunk, so this check is the only trace of it);
+* a chunk the parser rejects (bad magic, bad checksum): one line ``chunk N: ...`` with the
+  record range lost, the parser goes on with the next chunk;
+* a record it cannot decode: one line ``record N: ...``; a record without a time: the same.
+
+The parser's own error text is not shown raw: it is turned into a short reason; its numbers
+(chunk, record) are extracted with anchored, linear-time patterns.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigil.events.ecs import to_ecs
+from vigil.events.records import ReadOptions, ReadStats
+from vigil.events.winlog import WinEvent, data_text
+
+FILE_MAGIC = b"ElfFile\x00"
+CHUNK_MAGIC = b"ElfChnk\x00"
+HEADER_SIZE = 4096
+CHUNK_SIZE = 65536
+# Consecutive parser errors after which a file is given up (a parser that would never
+# advance must not hang the run).
+MAX_CONSECUTIVE_ERRORS = 10_000
+
+_BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\Z")
+_CHUNK_ERROR = re.compile(r"Failed to parse chunk number (\d{1,12})")
+_RECORD_ERROR = re.compile(r"Failed to parse record number (\d{1,20})")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkInfo:
+    """What a chunk header says: ``None`` ids when the header itself is unreadable."""
+
+    index: int
+    first_record: int | None
+    last_record: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EvtxLayout:
+    chunks: tuple[ChunkInfo, ...]
+    partial_chunk: int | None  # index of a chunk cut short at the end of the file
+    partial_bytes: int
+
+
+def inspect_evtx(path: Path) -> EvtxLayout | str:
+    """The chunk layout of ``path``, or why it is not a readable EVTX file."""
+    with path.open("rb") as handle:
+        header = handle.read(HEADER_SIZE)
+        size = handle.seek(0, 2)
+        if size == 0:
+            return "empty file (0 bytes), not an EVTX log"
+        if header[:8] != FILE_MAGIC:
+            return f"not an EVTX file (it starts with {_shown(header[:16])}, not 'ElfFile')"
+        if size < HEADER_SIZE:
+            return (f"truncated EVTX file: only {size:,} bytes, the file header alone needs "
+                    f"{HEADER_SIZE:,}")
+        full, rest = divmod(size - HEADER_SIZE, CHUNK_SIZE)
+        chunks = []
+        for index in range(full + (1 if rest >= 40 else 0)):
+            handle.seek(HEADER_SIZE + index * CHUNK_SIZE)
+            head = handle.read(40)
+            if head[:8] == CHUNK_MAGIC and len(head) == 40:
+                _, _, first_id, last_id = struct.unpack_from("<QQQQ", head, 8)
+                chunks.append(ChunkInfo(index, first_id, last_id))
+            else:
+                chunks.append(ChunkInfo(index, None, None))
+    return EvtxLayout(tuple(chunks), full if rest else None, rest)
+
+
+def _shown(data: bytes) -> str:
+    text = data.decode("latin-1")
+    return repr("".join(c if c.isprintable() else "." for c in text))
+
+
+def _lost_range(layout: EvtxLayout, index: int) -> str:
+    """'records 5,248-5,311 lost' for chunk ``index``.
+
+    A damaged header does not say which records the chunk held; its neighbours do. Logs are
+    circular, so the neighbours are searched around the end of the file too.
+    """
+    chunks = layout.chunks
+    if index < len(chunks) and chunks[index].first_record is not None:
+        first, last = chunks[index].first_record, chunks[index].last_record
+    else:
+        count = len(chunks)
+        before = next((chunks[(index - step) % count] for step in range(1, count)
+                       if chunks[(index - step) % count].last_record is not None), None)
+        after = next((chunks[(index + step) % count] for step in range(1, count)
+                      if chunks[(index + step) % count].first_record is not None), None)
+        first = before.last_record + 1 if before and before.last_record is not None else None
+        last = after.first_record - 1 if after and after.first_record is not None else None
+    if first is not None and last is not None and last >= first:
+        return f"records {first:,}-{last:,} lost"
+    if first is not None:
+        return f"records from {first:,} on lost"
+    return "its records lost"
+
+
+def _chunk_of_record(layout: EvtxLayout, record: int) -> int | None:
+    for chunk in layout.chunks:
+        if chunk.first_record is not None and chunk.last_record is not None and \
+                chunk.first_record <= record <= chunk.last_record:
+            return chunk.index
+    return None
+
+
+def _reason(message: str) -> str:
+    """The parser's message in a user's words."""
+    lowered = message.lower()
+    if "chunk header magic" in lowered:
+        return "bad chunk magic"
+    if "checksum" in lowered:
+        return "chunk checksum mismatch"
+    if "record header magic" in lowered:
+        return "bad record header"
+    if "binxml" in lowered or "token" in lowered:
+        return "undecodable record data"
+    if "utf-16" in lowered or "utf16" in lowered or "string" in lowered:
+        return "undecodable text in record"
+    tail = message.rsplit(": ", 1)[-1].strip()
+    return tail[:120] or "unreadable data"
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value, 0) if value[:2].lower() == "0x" else int(value)
+        except ValueError:
+            return None
+    if isinstance(value, dict):
+        return _int(value.get("#text"))
+    return None
+
+
+def _attrs(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        attrs = value.get("#attributes")
+        if isinstance(attrs, dict):
+            return attrs
+    return {}
+
+
+def _unnamed(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        value = value.get("#text")
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def event_data_of(section: Any) -> dict[str, str]:
+    """EventData as Winlogbeat keeps it: named values as strings, unnamed ones as paramN,
+    empty values dropped, the first of duplicate names kept."""
+    if isinstance(section, str):
+        text = data_text(section)
+        return {"param1": text} if text else {}
+    if not isinstance(section, dict):
+        return {}
+    out: dict[str, str] = {}
+    params: list[Any] = []
+    for key, value in section.items():
+        if key == "#attributes":
+            continue
+        if key in ("Data", "#text"):
+            params.extend(_unnamed(value))
+            continue
+        text = data_text(value)
+        if text is not None and key not in out:
+            if len(text) == 36 and _BARE_GUID.match(text):
+                text = "{" + text + "}"  # typed GUIDs: Windows renders them in braces
+            out[key] = text
+    for position, value in enumerate(params, 1):
+        text = data_text(value)
+        if text is not None:
+            out.setdefault(f"param{position}", text)
+    return out
+
+
+def user_data_of(section: Any) -> dict[str, Any] | None:
+    """The first child element of UserData, flattened, with its name in ``xml_name``."""
+    if not isinstance(section, dict):
+        return None
+    for name, body in section.items():
+        if name.startswith("#"):
+            continue
+        out: dict[str, Any] = {"xml_name": name}
+        if isinstance(body, dict):
+            for key, value in body.items():
+                if key.startswith("#"):
+                    continue
+                text = data_text(value)
+                if text is not None:
+                    out[key] = text
+        return out
+    return None
+
+
+def winevent_of(record: dict[str, Any]) -> WinEvent | str:
+    """The ``WinEvent`` of one parsed record (the evtx crate's JSON), or why it is unusable."""
+    event = record.get("Event")
+    if not isinstance(event, dict) or not isinstance(event.get("System"), dict):
+        return "record has no System section"
+    system = event["System"]
+    time_created = _attrs(system.get("TimeCreated")).get("SystemTime")
+    if not isinstance(time_created, str) or not time_created:
+        return "record has no time (empty or unfinished record)"
+    event_id = _int(system.get("EventID"))
+    if event_id is None:
+        return "record has no event id"
+    provider = _attrs(system.get("Provider"))
+    correlation = _attrs(system.get("Correlation"))
+    execution = _attrs(system.get("Execution"))
+    security = _attrs(system.get("Security"))
+    keywords = system.get("Keywords")
+    return WinEvent(
+        time_created=time_created,
+        event_id=event_id,
+        provider_name=str(provider.get("Name") or provider.get("EventSourceName") or ""),
+        channel=str(system.get("Channel") or ""),
+        computer=str(system.get("Computer") or ""),
+        record_id=_int(system.get("EventRecordID")),
+        provider_guid=provider.get("Guid"),
+        version=_int(system.get("Version")),
+        level=_int(system.get("Level")),
+        task=_int(system.get("Task")),
+        opcode=_int(system.get("Opcode")),
+        keywords=_int(keywords) if keywords is not None else None,
+        activity_id=correlation.get("ActivityID"),
+        related_activity_id=correlation.get("RelatedActivityID"),
+        process_id=_int(execution.get("ProcessID")),
+        thread_id=_int(execution.get("ThreadID")),
+        user_sid=security.get("UserID"),
+        event_data=event_data_of(event.get("EventData")) or None,
+        user_data=user_data_of(event.get("UserData")),
+    )
+
+
+def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions) -> Iterator[dict[str, Any]]:
+    """ECS events of one EVTX file; damage is counted in ``stats``, never raised."""
+    yield from _read(path, stats, options, threads=0)
+
+
+def _read(path: Path, stats: ReadStats, options: ReadOptions,
+          threads: int) -> Iterator[dict[str, Any]]:
+    import evtx  # deferred: only EVTX input needs the native parser
+
+    name = str(path)
+    layout = inspect_evtx(path)
+    if isinstance(layout, str):
+        stats.bad(name, "", layout, kind="not a readable EVTX file")
+        stats.files_failed += 1
+        return
+    stats.bytes += path.stat().st_size
+    try:
+        records = evtx.PyEvtxParser(name, number_of_threads=threads).records_json()
+    except Exception as exc:  # the native parser raises RuntimeError/OSError/ValueError
+        stats.bad(name, "", f"cannot read EVTX file: {_reason(str(exc))}",
+                  kind="not a readable EVTX file")
+        stats.files_failed += 1
+        return
+    last_good: int | None = None
+    errors_in_a_row = 0
+    while True:
+        try:
+            item = next(records)
+        except StopIteration:
+            break
+        except Exception as exc:  # one bad chunk or record; the iterator goes on after it
+            errors_in_a_row += 1
+            _report(name, str(exc), layout, last_good, stats)
+            if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
+                stats.bad(name, "", "gave up: the parser does not advance past damaged data",
+                          kind="unreadable file")
+                break
+            continue
+        errors_in_a_row = 0
+        if not isinstance(item, dict):
+            continue
+        number = item.get("event_record_id")
+        if isinstance(number, int):
+            last_good = number
+        try:
+            parsed = winevent_of(orjson.loads(item["data"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            parsed = f"undecodable record ({type(exc).__name__})"
+        if isinstance(parsed, str):
+            stats.bad(name, f"record {number}", parsed, kind="bad EVTX record")
+            continue
+        yield to_ecs(parsed, options.logon_id)
+    if layout.partial_chunk is not None:
+        index = layout.partial_chunk
+        stats.bad(name, f"chunk {index}",
+                  f"file is truncated: the last chunk is cut at {layout.partial_bytes:,} of "
+                  f"{CHUNK_SIZE:,} bytes ({_lost_range(layout, index)})",
+                  kind="truncated file")
+
+
+def _report(name: str, message: str, layout: EvtxLayout, last_good: int | None,
+            stats: ReadStats) -> None:
+    message = message[:500]
+    reason = _reason(message)
+    chunk_match = _CHUNK_ERROR.search(message)
+    if chunk_match:
+        index = int(chunk_match.group(1))
+        stats.bad(name, f"chunk {index}", f"{reason} ({_lost_range(layout, index)})",
+                  kind=f"EVTX {reason}")
+        return
+    record_match = _RECORD_ERROR.search(message)
+    if record_match:
+        number = int(record_match.group(1))
+        chunk = _chunk_of_record(layout, number)
+        where = f" in chunk {chunk}" if chunk is not None else ""
+        stats.bad(name, f"record {number}", f"{reason}{where}", kind=f"EVTX {reason}")
+        return
+    # No number in the message: the parser dropped the rest of the chunk holding the record
+    # after the last good one.
+    next_record = last_good + 1 if last_good is not None else None
+    chunk = _chunk_of_record(layout, next_record) if next_record is not None else None
+    if chunk is not None and next_record is not None:
+        last = layout.chunks[chunk].last_record
+        stats.bad(name, f"chunk {chunk}",
+                  f"{reason} after record {last_good:,} (records {next_record:,}-{last:,} lost)",
+                  kind=f"EVTX {reason}")
+    else:
+        stats.bad(name, "", reason, kind=f"EVTX {reason}")
