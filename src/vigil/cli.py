@@ -109,6 +109,28 @@ def detect_command(
     raise typer.Exit(run_detect(request))
 
 
+@app.command("convert")
+def convert_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of Windows events.")],
+    to: Annotated[str, typer.Option(
+        "--to", help="ndjson (ECS documents) or bulk (Elasticsearch _bulk body).")] = "ndjson",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+    logon_id: Annotated[str, typer.Option(
+        "--logon-id", help="intended (default) or elastic; see vigil detect --help.")
+    ] = "intended",
+) -> None:
+    """Convert EVTX / OTRF JSON to Winlogbeat-compatible ECS documents.
+
+    Example: vigil convert Security.evtx --to bulk -o bulk.ndjson
+    """
+    from vigil.commands.convert import run_convert
+
+    if logon_id not in ("intended", "elastic"):
+        raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
+    raise typer.Exit(run_convert(paths, to, output,
+                                 "elastic" if logon_id == "elastic" else "intended"))
+
+
 rules_app = typer.Typer(help="List, show and validate detection rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 

@@ -23,7 +23,7 @@ from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, l
 from vigil.rules.model import Rule
 
 FORMATS = ("table", "ndjson", "csv")
-SHOWN_BAD_RECORDS = 5
+SHOWN_BAD_RECORDS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,10 @@ def _write(result: DetectResult, request: DetectRequest) -> None:
             with request.output.open("w", encoding="utf-8") as handle:
                 print_table(alerts, Console(file=handle, width=200, highlight=False))
         else:
-            print_table(alerts, Console(highlight=False))
+            console = Console(highlight=False)
+            if not console.is_terminal:  # a pipe or file: don't fold rows into 80 columns
+                console = Console(highlight=False, width=max(console.width, 200))
+            print_table(alerts, console)
     elif request.output_format == "ndjson":
         if request.output is not None:
             with request.output.open("wb") as binary:

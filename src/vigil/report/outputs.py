@@ -36,6 +36,10 @@ def _summary_text(summary: Mapping[str, Any], skip: Sequence[str]) -> str:
                      if k not in skip)
 
 
+# Shown in their own columns, or too detailed for a one-line summary.
+_TABLE_SKIP = ("host", "user", "source_ip", "user_domain", "source_port", "logon_type")
+
+
 def alerts_table(alerts: Sequence[Alert]) -> Table:
     table = Table(title=f"{len(alerts)} alert(s)", title_justify="left", show_lines=False)
     for column in ("time", "rule", "severity", "host", "user", "source.ip", "summary"):
@@ -51,7 +55,7 @@ def alerts_table(alerts: Sequence[Alert]) -> Table:
             _text(summary.get("host")),
             _text(summary.get("user")),
             _text(summary.get("source_ip")),
-            _summary_text(summary, ("host", "user", "source_ip")),
+            _summary_text(summary, _TABLE_SKIP),
         )
     return table
 

@@ -1,0 +1,129 @@
+"""The command line as a user runs it: a real process, real files, exit codes and output."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, shared_dir
+
+EXAMPLES = REPO / "examples"
+
+
+def vigil(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vigil.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_detect_on_the_bundled_example_raises_alerts_only_with_the_fix() -> None:
+    result = vigil("detect", EXAMPLES)
+    assert result.returncode == 0, result.stderr
+    assert "Remote Windows Service Installed" in result.stdout
+    assert "ran 1 rule(s): 3 alert(s)" in result.stderr
+    elastic = vigil("detect", EXAMPLES, "--logon-id", "elastic")
+    assert elastic.returncode == 0
+    assert "ran 1 rule(s): 0 alert(s)" in elastic.stderr
+
+
+def test_detect_ndjson_writes_building_blocks_and_shells(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.ndjson"
+    result = vigil("detect", EXAMPLES, "--format", "ndjson", "--output", out)
+    assert result.returncode == 0, result.stderr
+    docs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    shells = [d for d in docs if "kibana.alert.group.index" not in d]
+    blocks = [d for d in docs if "kibana.alert.group.index" in d]
+    assert len(shells) == 3 and len(blocks) == 6
+    again = tmp_path / "again.ndjson"
+    vigil("detect", EXAMPLES, "--format", "ndjson", "--output", again)
+    ids = [json.loads(line)["kibana.alert.uuid"] for line in again.read_text().splitlines()]
+    assert ids == [d["kibana.alert.uuid"] for d in docs]
+
+
+def test_detect_csv_timeline(tmp_path: Path) -> None:
+    result = vigil("detect", EXAMPLES, "--format", "csv")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("datetime,timestamp_desc,message,rule")
+    assert len(lines) == 1 + 6
+
+
+def test_bad_input_is_counted_with_its_place_and_the_run_goes_on(tmp_path: Path) -> None:
+    good = (EXAMPLES / "windows-security.ndjson").read_bytes()
+    bad = tmp_path / "evidence"
+    bad.mkdir()
+    lines = good.splitlines(keepends=True)
+    broken = [*lines[:3], b'{"@timestamp": "2024-05-01T08:00:00Z", "event": \n', b"\xff\xfe\n",
+              b"[1, 2]\n", b"42\n", b'{"event": {"category": "process"}}\n',
+              b'{"@timestamp": "yesterday"}\n', *lines[3:]]
+    (bad / "export.ndjson").write_bytes(b"".join(broken))
+    with gzip.open(bad / "cut.ndjson.gz", "wb") as handle:
+        handle.write(good)
+    data = (bad / "cut.ndjson.gz").read_bytes()
+    (bad / "cut.ndjson.gz").write_bytes(data[: len(data) // 2])
+    result = vigil("detect", bad)
+    assert result.returncode == 0, result.stderr
+    assert "3 alert(s)" in result.stderr  # every good event of export.ndjson was still read
+    for line_number in (4, 5, 6, 7, 8, 9):
+        assert f"export.ndjson:{line_number}:" in result.stderr
+    assert "cut.ndjson.gz" in result.stderr
+    assert "skipped 7 bad record(s)" in result.stderr
+
+
+def test_rules_validate_points_at_file_line_and_column(tmp_path: Path) -> None:
+    seed = (REPO / "src/vigil/rules/bundled/lateral_movement_remote_service_installed_winlog"
+            ".toml").read_text(encoding="utf-8")
+    (tmp_path / "good.toml").write_text(seed, encoding="utf-8")
+    broken = seed.replace('[iam where event.action == "service-installed" and',
+                          '[iam where event.action == and')
+    (tmp_path / "bad.toml").write_text(broken, encoding="utf-8")
+    result = vigil("rules", "validate", tmp_path)
+    assert result.returncode == 2
+    line = next(n for n, text in enumerate(broken.splitlines(), 1) if "== and" in text)
+    column = broken.splitlines()[line - 1].index("and", broken.splitlines()[line - 1].index("==")) + 1
+    assert f"bad.toml:{line}:{column}:" in result.stderr
+    assert "^" in result.stderr
+    assert "1 of 2 rules failed to load" in result.stdout
+
+
+def test_rules_validate_accepts_the_prebuilt_corpus() -> None:
+    folder = shared_dir() / "rules" / "elastic-prebuilt"
+    result = vigil("rules", "validate", folder)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "all 1024 rules valid" in result.stdout
+
+
+def test_rules_show_renders_the_investigation_guide() -> None:
+    result = vigil("rules", "show", "d33ea3bf")
+    assert result.returncode == 0
+    assert "Investigating Remote Windows Service Installed" in result.stdout
+    assert "TargetLogonId" in result.stdout  # the logon-id note
+
+
+def test_query_errors_show_a_caret_and_exit_2() -> None:
+    result = vigil("query", "process where (", EXAMPLES)
+    assert result.returncode == 2
+    assert "1:16" in result.stderr and "^" in result.stderr
+
+
+def test_convert_writes_ecs_documents_and_bulk_actions(tmp_path: Path) -> None:
+    sample = next((shared_dir() / "samples" / "evtx").rglob("ID7045-4697*.evtx"))
+    out = tmp_path / "bulk.ndjson"
+    result = vigil("convert", sample, "--to", "bulk", "--output", out)
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) % 2 == 0 and lines
+    action, doc = json.loads(lines[0]), json.loads(lines[1])
+    assert action["create"]["_index"].startswith("logs-system.")
+    assert "@timestamp" in doc and "_index" not in doc
+
+
+@pytest.mark.parametrize("command", ["detect", "query", "convert", "rules"])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = vigil(command, "--help")
+    assert result.returncode == 0
+    if command != "rules":
+        assert "Example" in result.stdout
