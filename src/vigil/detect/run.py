@@ -128,7 +128,7 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
                 continue
             selected.append(entry)
         outcome.events_searched = len(selected)
-        matches = _run_rule(rule, selected, schema)
+        matches = rule_matches(rule, selected, schema)
         outcome.matches = len(matches)
         cap = options.max_signals
         if cap is not None and len(matches) > cap:
@@ -138,12 +138,12 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
             outcome.warnings.append(MAX_SIGNALS_WARNING)
         uuid = rule_uuid(rule.rule_id, rule.uuid)
         for match in matches:
-            outcome.alerts.append(_alert(rule, uuid, match, now))
+            outcome.alerts.append(alert_for_match(rule, uuid, match, now))
         outcomes.append(outcome)
     return DetectResult(outcomes, len(entries), len(in_window), without_time)
 
 
-def _run_rule(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match]:
+def rule_matches(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match]:
     query = rule.eql
     timestamp_field = rule.timestamp_field or "@timestamp"
     category_field = rule.event_category_override or "event.category"
@@ -164,7 +164,7 @@ def _run_rule(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match]:
     return apply_pipes(results, query.pipes)
 
 
-def _alert(rule: Rule, uuid: str, match: Match, now: str) -> Alert:
+def alert_for_match(rule: Rule, uuid: str, match: Match, now: str) -> Alert:
     if len(match.events) == 1 and match.events[0] is not None and not isinstance(
         rule.eql.body, ast.Sequence | ast.Sample
     ):

@@ -1,0 +1,196 @@
+"""Rule executions as Elastic runs them: a scheduled start, its windows, the search per window,
+max_signals per window, a status and Elastic's messages.
+
+The events are held in time order (``Timeline``); an execution picks the events of each window
+with a binary search, so a replayed month and a live week run the same code. An event is
+visible to a run only once it has *arrived*: its ``event.ingested`` when it has one (else its
+``@timestamp``). Events that arrive after every window covering their ``@timestamp`` has run
+are *late*: Elastic never sees them (its windows are on ``@timestamp``, and detection-rules
+forbids ``timestamp_override: event.ingested`` on sequences because the other events of the
+sequence would fall out of the window). vigil counts them and, with
+``window_on="event.ingested"``, each run also searches again the ``@timestamp`` range of the
+events that arrived since the previous run, so a late event meets the events it belongs with.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from vigil.detect.alerts import Alert
+from vigil.detect.ids import rule_uuid
+from vigil.detect.indices import IndexSelector, index_of
+from vigil.detect.run import MAX_SIGNALS_WARNING, alert_for_match, ecs_schema, rule_matches
+from vigil.detect.schedule import GapMode, RunPlan, Window, plan_run
+from vigil.eql.engine import Entry, SchemaResolver, order_events
+from vigil.eql.schema import raw_getter, to_date_ns
+from vigil.rules.model import Rule
+
+Event = Mapping[str, Any]
+WindowOn = Literal["@timestamp", "event.ingested"]
+Status = Literal["succeeded", "partial failure", "failed"]
+
+_get_ingested = raw_getter("event.ingested")
+
+
+def to_ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def from_ns(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Events in @timestamp order with their arrival times, searchable by time."""
+
+    entries: list[Entry] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # @timestamp ns, parallel to entries
+    arrivals: list[int] = field(default_factory=list)  # arrival ns, parallel to entries
+    indexes: list[str | None] = field(default_factory=list)
+    _by_arrival: list[int] = field(default_factory=list)
+    _arrival_keys: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, events: Iterable[Event]) -> Timeline:
+        resolver = SchemaResolver(None, "@timestamp", default=ecs_schema())
+        entries = [e for e in order_events(list(events), resolver, None) if e.ts is not None]
+        timeline = cls()
+        timeline.extend(entries)
+        return timeline
+
+    def extend(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            assert entry.ts is not None
+            ingested = _get_ingested(entry.event)
+            arrival = to_date_ns(ingested) if isinstance(ingested, str) else None
+            self.entries.append(entry)
+            self.times.append(entry.ts)
+            self.arrivals.append(max(arrival or entry.ts, entry.ts))
+            self.indexes.append(index_of(entry.event))
+
+    def arrived_between(self, start_ns: int, end_ns: int) -> list[int]:
+        """Positions of events that arrived in [start, end] (an index built on first use)."""
+        if len(self._by_arrival) != len(self.entries):
+            self._by_arrival = sorted(range(len(self.entries)), key=self.arrivals.__getitem__)
+            self._arrival_keys = [self.arrivals[i] for i in self._by_arrival]
+        low = bisect.bisect_left(self._arrival_keys, start_ns)
+        high = bisect.bisect_right(self._arrival_keys, end_ns)
+        return self._by_arrival[low:high]
+
+    def between(self, start_ns: int, end_ns: int) -> range:
+        """Positions of events with start <= @timestamp <= end."""
+        return range(bisect.bisect_left(self.times, start_ns),
+                     bisect.bisect_right(self.times, end_ns))
+
+
+@dataclass(slots=True)
+class Execution:
+    """One run of one rule."""
+
+    rule: Rule
+    started_at: datetime
+    plan: RunPlan
+    alerts: list[Alert] = field(default_factory=list)
+    events_read: int = 0
+    status: Status = "succeeded"
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        return ", ".join(self.messages) if self.messages else \
+            "Rule execution completed successfully"
+
+
+def execute(rule: Rule, timeline: Timeline, started_at: datetime,
+            previous_started_at: datetime | None, *, gap_mode: GapMode = "complete",
+            window_on: WindowOn = "@timestamp", index_all: bool = False,
+            excludes: Callable[[Event], bool] | None = None,
+            now: str | None = None) -> Execution:
+    """Run ``rule`` as scheduled at ``started_at``: every window of its plan, max_signals
+    applied per window (the most recent matches win), deduplicated within the run."""
+    maxspan = rule.eql.body.maxspan_ms if hasattr(rule.eql.body, "maxspan_ms") else None
+    plan = plan_run(
+        started_at, previous_started_at, look_back=rule.look_back,
+        interval=rule.interval_delta, to_offset=-rule.to_math.offset,
+        maxspan=timedelta(milliseconds=maxspan) if maxspan else None, mode=gap_mode,
+    )
+    if window_on == "event.ingested" and previous_started_at is not None:
+        plan = _with_late_window(plan, timeline, to_ns(previous_started_at), to_ns(started_at),
+                                 rule.look_back)
+    execution = Execution(rule, started_at, plan)
+    created = now or started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    selector = IndexSelector(rule.index, accept_all=index_all)
+    run_ns = to_ns(started_at)
+    uuid = rule_uuid(rule.rule_id, rule.uuid)
+    seen: set[str] = set()
+    for window in plan.windows:
+        entries = _window_entries(timeline, window, run_ns, selector, excludes)
+        execution.events_read += len(entries)
+        matches = rule_matches(rule, entries, ecs_schema())
+        if len(matches) >= rule.max_signals:
+            if len(matches) > rule.max_signals:
+                matches = matches[-rule.max_signals:]
+            if MAX_SIGNALS_WARNING not in execution.messages:
+                execution.messages.append(MAX_SIGNALS_WARNING)
+        for match in matches:
+            alert = alert_for_match(rule, uuid, match, created)
+            if alert.id not in seen:
+                seen.add(alert.id)
+                execution.alerts.append(alert)
+    if execution.messages:
+        execution.status = "partial failure"
+    gap = plan.gap_message
+    if gap:
+        execution.messages.append(gap)
+        execution.status = "failed"
+    return execution
+
+
+def _with_late_window(plan: RunPlan, timeline: Timeline, previous_ns: int, run_ns: int,
+                      look_back: timedelta) -> RunPlan:
+    """Add a window over the @timestamp range of events that arrived since the previous run
+    but belong before this run's windows."""
+    first_start = to_ns(plan.windows[0].start)
+    late = [timeline.times[i] for i in timeline.arrived_between(previous_ns + 1, run_ns)
+            if timeline.times[i] < first_start]
+    if not late:
+        return plan
+    extra = Window(from_ns(min(late)) - look_back, plan.windows[0].start)
+    return RunPlan((extra, *plan.windows), plan.gap, plan.gap_start)
+
+
+def _window_entries(timeline: Timeline, window: Window, run_ns: int, selector: IndexSelector,
+                    excludes: Callable[[Event], bool] | None) -> list[Entry]:
+    start, end = to_ns(window.start), to_ns(window.end)
+    selected = []
+    for i in timeline.between(start, end):
+        if timeline.arrivals[i] > run_ns:
+            continue  # not there yet when this run searched
+        if not selector.accepts(timeline.indexes[i]):
+            continue
+        entry = timeline.entries[i]
+        if excludes is not None and excludes(entry.event):
+            continue
+        selected.append(entry)
+    return selected
+
+
+def late_events(timeline: Timeline, runs: Sequence[tuple[datetime, RunPlan]]) -> list[int]:
+    """Positions of events that no run saw: every window covering their @timestamp ran
+    before they arrived."""
+    windows = [(to_ns(w.start), to_ns(w.end), to_ns(started))
+               for started, plan in runs for w in plan.windows]
+    late = []
+    for i, (ts, arrival) in enumerate(zip(timeline.times, timeline.arrivals, strict=True)):
+        covering = [run for start, end, run in windows if start <= ts <= end]
+        if covering and all(run < arrival for run in covering):
+            late.append(i)
+    return late
