@@ -131,6 +131,265 @@ def convert_command(
                                  "elastic" if logon_id == "elastic" else "intended"))
 
 
+def _rules_for_schedule(rule: list[str] | None) -> list[Any]:
+    from vigil.commands.detect import resolve_rules
+
+    rules, _notes, errors = resolve_rules(rule or ())
+    for error in errors:
+        typer.echo(terminal_text(str(error), keep_newlines=True), err=True)
+    if errors or not rules:
+        raise typer.Exit(2)
+    return rules
+
+
+GapOption = Annotated[str, typer.Option(
+    "--gap-mode", help="complete: fill every missed window (default); elastic: at most 4 "
+    "catch-up windows, the rest reported as a gap, as Kibana does.")]
+WindowOption = Annotated[str, typer.Option(
+    "--window-on", help="@timestamp (Elastic); event.ingested: each run also searches again "
+    "the time range of events that arrived late.")]
+
+
+def _schedule_request(paths: list[Path], store: Path, rule: list[str] | None,
+                      exceptions: Path | None, gap_mode: str, window_on: str, logon_id: str,
+                      index_all: bool, interval: str | None, webhook: str | None) -> Any:
+    from vigil.commands.schedule import ScheduleRequest, parse_duration
+
+    if gap_mode not in ("complete", "elastic"):
+        raise typer.BadParameter("use complete or elastic", param_hint="--gap-mode")
+    if window_on not in ("@timestamp", "event.ingested"):
+        raise typer.BadParameter("use @timestamp or event.ingested", param_hint="--window-on")
+    if logon_id not in ("intended", "elastic"):
+        raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
+    try:
+        every = parse_duration(interval) if interval else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--interval") from exc
+    return ScheduleRequest(
+        paths=paths, store=store, rules=_rules_for_schedule(rule), exceptions=exceptions,
+        gap_mode="elastic" if gap_mode == "elastic" else "complete",
+        window_on="event.ingested" if window_on == "event.ingested" else "@timestamp",
+        logon_id="elastic" if logon_id == "elastic" else "intended", index_all=index_all,
+        interval=every, webhook=webhook)
+
+
+@app.command("replay")
+def replay_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders of logs.")],
+    store: Annotated[Path, typer.Option("--store", help="SQLite alert store (created).")],
+    start: Annotated[str, typer.Option("--from", help="First scheduled run (ISO time).")],
+    end: Annotated[str, typer.Option("--to", help="Last scheduled run (ISO time).")],
+    rule: Annotated[list[str] | None, typer.Option("--rule", "-r", help="Rules (default: "
+                                                   "bundled).")] = None,
+    exceptions: Annotated[Path | None, typer.Option("--exceptions")] = None,
+    down: Annotated[list[str] | None, typer.Option(
+        "--down", help="FROM..TO: simulate the scheduler being down (repeatable).")] = None,
+    gap_mode: GapOption = "complete",
+    window_on: WindowOption = "@timestamp",
+    logon_id: Annotated[str, typer.Option("--logon-id")] = "intended",
+    index_all: Annotated[bool, typer.Option("--index-all")] = False,
+    interval: Annotated[str | None, typer.Option(
+        "--interval", help="Override every rule's interval (e.g. 1m).")] = None,
+) -> None:
+    """Simulate Elastic's schedule over historical logs: what would it have alerted, run by run.
+
+    Example: vigil replay logs/ --store alerts.db --from 2024-05-01T00:00Z --to 2024-05-08T00:00Z
+    """
+    from vigil.commands.schedule import run_replay
+
+    request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
+                                index_all, interval, None)
+    first, last = _parse_time(start, "--from"), _parse_time(end, "--to")
+    assert first is not None and last is not None
+    outages = []
+    for item in down or []:
+        lo, sep, hi = item.partition("..")
+        a, b = _parse_time(lo, "--down"), _parse_time(hi, "--down")
+        if not sep or a is None or b is None:
+            raise typer.BadParameter("use FROM..TO with ISO times", param_hint="--down")
+        outages.append((a, b))
+    raise typer.Exit(run_replay(request, first, last, outages))
+
+
+@app.command("watch")
+def watch_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders that keep growing.")],
+    store: Annotated[Path, typer.Option("--store", help="SQLite alert store (created).")],
+    rule: Annotated[list[str] | None, typer.Option("--rule", "-r")] = None,
+    exceptions: Annotated[Path | None, typer.Option("--exceptions")] = None,
+    webhook: Annotated[str | None, typer.Option(
+        "--webhook", help="POST new alerts here (retried; never delays detection).")] = None,
+    gap_mode: GapOption = "complete",
+    window_on: WindowOption = "@timestamp",
+    logon_id: Annotated[str, typer.Option("--logon-id")] = "intended",
+    index_all: Annotated[bool, typer.Option("--index-all")] = False,
+    interval: Annotated[str | None, typer.Option(
+        "--interval", help="Override every rule's interval (e.g. 30s).")] = None,
+    poll: Annotated[float, typer.Option("--poll", help="Seconds between file checks.")] = 2.0,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")
+                    ] = False,
+) -> None:
+    """Run the rules on their schedule over logs that keep arriving; alerts go to the store.
+
+    Example: vigil watch /var/log/winlogbeat/ --store alerts.db --webhook https://hooks.example/x
+    """
+    from vigil.commands.schedule import run_watch
+
+    request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
+                                index_all, interval, webhook)
+    raise typer.Exit(run_watch(request, poll, once))
+
+
+alerts_app = typer.Typer(help="Alerts in a store: list, show, acknowledge, close, reopen, "
+                         "export.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+StoreOption = Annotated[Path, typer.Option("--store", help="SQLite alert store.")]
+
+
+def _open_existing(store: Path) -> Any:
+    from vigil.store import StoreError, open_store
+
+    if not store.exists():
+        typer.echo(f"vigil alerts: no store at {store}", err=True)
+        raise typer.Exit(2)
+    try:
+        return open_store(store)
+    except StoreError as exc:
+        typer.echo(f"vigil alerts: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _filters(rule: str | None, host: str | None, status: str | None, since: str | None,
+             until: str | None, building_blocks: bool, limit: int | None) -> Any:
+    from vigil.store import StoreError, views
+
+    try:
+        return views.alert_filter(rule=rule, host=host, status=status, since=since, until=until,
+                                  include_building_blocks=building_blocks, limit=limit)
+    except StoreError as exc:
+        typer.echo(f"vigil alerts: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@alerts_app.command("list")
+def alerts_list(
+    store: StoreOption,
+    rule: Annotated[str | None, typer.Option("--rule")] = None,
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="open, acknowledged, closed")
+                      ] = None,
+    since: Annotated[str | None, typer.Option("--since")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+    building_blocks: Annotated[bool, typer.Option("--building-blocks")] = False,
+    limit: Annotated[int | None, typer.Option("--limit")] = 100,
+) -> None:
+    """List alerts, newest first. Example: vigil alerts list --store alerts.db --status open"""
+    from dataclasses import replace as dc_replace
+
+    from rich.console import Console
+
+    from vigil.store import views
+
+    filters = _filters(rule, host, status, since, until, building_blocks, limit)
+    with _open_existing(store) as db:
+        total = db.count_alerts(dc_replace(filters, limit=None))
+        Console(highlight=False).print(views.alerts_table(db.list_alerts(filters), total=total))
+
+
+@alerts_app.command("show")
+def alerts_show(
+    store: StoreOption,
+    alert_id: Annotated[str, typer.Argument(help="Alert id or a unique prefix (6+).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one alert with its building blocks. Example: vigil alerts show --store a.db 93bbcb"""
+    from rich.console import Console
+
+    from vigil.store import views
+
+    with _open_existing(store) as db:
+        resolved = views.resolve_ids(db, [alert_id])
+        if resolved.problems or not resolved.ids:
+            for problem in resolved.problems:
+                typer.echo(problem, err=True)
+            raise typer.Exit(1)
+        alert = db.get_alert(resolved.ids[0])
+        if as_json:
+            typer.echo(views.alert_json(alert))
+        else:
+            Console(highlight=False).print(views.alert_view(alert))
+
+
+def _change(store: Path, ids: list[str], status: str, by: str | None) -> None:
+    from vigil.store import views
+
+    with _open_existing(store) as db:
+        result = views.change_status(db, ids, status, by)
+    typer.echo(result.message)
+    for problem in result.problems:
+        typer.echo(problem, err=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+ByOption = Annotated[str | None, typer.Option("--by", help="Who (default: the OS user).")]
+
+
+@alerts_app.command("ack")
+def alerts_ack(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
+               by: ByOption = None) -> None:
+    """Acknowledge alerts. Example: vigil alerts ack --store a.db 93bbcb"""
+    _change(store, ids, "acknowledged", by)
+
+
+@alerts_app.command("close")
+def alerts_close(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
+                 by: ByOption = None) -> None:
+    """Close alerts (a closed alert stays closed when detected again)."""
+    _change(store, ids, "closed", by)
+
+
+@alerts_app.command("reopen")
+def alerts_reopen(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
+                  by: ByOption = None) -> None:
+    """Reopen alerts."""
+    _change(store, ids, "open", by)
+
+
+@alerts_app.command("export")
+def alerts_export(
+    store: StoreOption,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="ndjson")] = "ndjson",
+    bulk: Annotated[bool, typer.Option("--bulk", help="Elasticsearch _bulk body.")] = False,
+    rule: Annotated[str | None, typer.Option("--rule")] = None,
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    since: Annotated[str | None, typer.Option("--since")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+) -> None:
+    """Export alert documents Elastic's alerts index accepts.
+
+    Example: vigil alerts export --store alerts.db --output alerts.ndjson
+    """
+    import sys
+
+    from vigil.store import views
+
+    if output_format != "ndjson":
+        raise typer.BadParameter("only ndjson", param_hint="--format")
+    filters = _filters(rule, host, status, since, until, True, None)
+    with _open_existing(store) as db:
+        if output is None:
+            count = views.export_ndjson(db, filters, sys.stdout.buffer,
+                                        bulk_index=views.ALERTS_INDEX if bulk else None)
+            sys.stdout.flush()
+        else:
+            with output.open("wb") as handle:
+                count = views.export_ndjson(db, filters, handle,
+                                            bulk_index=views.ALERTS_INDEX if bulk else None)
+    typer.echo(f"exported {count:,} document(s)", err=True)
+
+
 rules_app = typer.Typer(help="List, show and validate detection rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 

@@ -66,15 +66,43 @@ class Timeline:
         timeline.extend(entries)
         return timeline
 
-    def extend(self, entries: Sequence[Entry]) -> None:
+    def extend(self, entries: Sequence[Entry], arrived_at: int | None = None) -> None:
+        """Append entries (in time order, after the existing ones). ``arrived_at`` is when a
+        live reader saw them; an ``event.ingested`` in the event wins over it."""
         for entry in entries:
             assert entry.ts is not None
             ingested = _get_ingested(entry.event)
-            arrival = to_date_ns(ingested) if isinstance(ingested, str) else None
+            arrival = to_date_ns(ingested) if isinstance(ingested, str) else arrived_at
             self.entries.append(entry)
             self.times.append(entry.ts)
             self.arrivals.append(max(arrival or entry.ts, entry.ts))
             self.indexes.append(index_of(entry.event))
+
+    def add(self, events: Iterable[Event], arrived_at: int | None = None) -> int:
+        """Merge new events in (they may be older than some held ones); returns how many."""
+        resolver = SchemaResolver(None, "@timestamp", default=ecs_schema())
+        fresh = [e for e in order_events(list(events), resolver, None) if e.ts is not None]
+        if not fresh:
+            return 0
+        if not self.times or fresh[0].ts >= self.times[-1]:  # type: ignore[operator]
+            self.extend(fresh, arrived_at)
+            return len(fresh)
+        old = list(zip(self.entries, self.arrivals, strict=True))
+        merged = sorted([*((e, a) for e, a in old), *((e, None) for e in fresh)],
+                        key=lambda pair: pair[0].ts or 0)  # stable: held events first
+        self.entries, self.times, self.arrivals, self.indexes = [], [], [], []
+        self._by_arrival, self._arrival_keys = [], []
+        for entry, arrival in merged:
+            self.extend([entry], arrival if arrival is not None else arrived_at)
+        return len(fresh)
+
+    def forget_before(self, ns: int) -> int:
+        """Drop events older than ``ns`` (no window will need them); returns how many."""
+        cut = bisect.bisect_left(self.times, ns)
+        if cut:
+            del self.entries[:cut], self.times[:cut], self.arrivals[:cut], self.indexes[:cut]
+            self._by_arrival, self._arrival_keys = [], []
+        return cut
 
     def arrived_between(self, start_ns: int, end_ns: int) -> list[int]:
         """Positions of events that arrived in [start, end] (an index built on first use)."""

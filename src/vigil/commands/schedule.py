@@ -1,0 +1,317 @@
+"""``vigil replay`` and ``vigil watch``: rules on Elastic's schedule, alerts in a store.
+
+Both run the same executions (vigil.detect.executor) and write them the same way: one
+transaction per execution holds its alerts (created only if their deterministic id is new, so
+overlapping windows never duplicate and closed alerts stay closed), its status and the rule's
+position in the schedule. Killed at any moment, a restart re-covers the window of the run that
+did not commit, and the ids make it idempotent.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from vigil.detect.executor import Execution, Timeline, WindowOn, execute, late_events, to_ns
+from vigil.detect.schedule import GapMode, RunPlan, schedule
+from vigil.events import ReadOptions, ReadStats, read_events
+from vigil.events.jsonl import read_json_stream
+from vigil.events.reader import LogonIdMode, iter_input_files
+from vigil.report.safe import terminal_text
+from vigil.rules import Rule, load_exceptions
+from vigil.rules.model import parse_interval
+from vigil.store import Gap, RuleState, SqliteStore, WebhookNotifier, open_store
+from vigil.store import views as store_views
+
+Event = Mapping[str, Any]
+Excludes = Callable[[Event], bool] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRequest:
+    paths: Sequence[Path]
+    store: Path
+    rules: Sequence[Rule]
+    exceptions: Path | None = None
+    gap_mode: GapMode = "complete"
+    window_on: WindowOn = "@timestamp"
+    logon_id: LogonIdMode = "intended"
+    index_all: bool = False
+    interval: timedelta | None = None  # override every rule's interval (demos, tests)
+    webhook: str | None = None
+
+
+def _apply_interval(rules: Sequence[Rule], interval: timedelta | None) -> list[Rule]:
+    if interval is None:
+        return list(rules)
+    text = f"{int(interval.total_seconds())}s"
+    return [replace(rule, interval=text) for rule in rules]
+
+
+def _exceptions(request: ScheduleRequest, rules: Sequence[Rule]) -> dict[str, Excludes]:
+    if request.exceptions is None:
+        return {rule.rule_id: None for rule in rules}
+    exceptions = load_exceptions([request.exceptions])
+    now = datetime.now(UTC)
+    out: dict[str, Excludes] = {}
+    for rule in rules:
+        flt = exceptions.filter_for(rule, now, rules=rules)
+        out[rule.rule_id] = flt.excludes if flt.items else None
+    return out
+
+
+def _gap(plan: RunPlan) -> Gap | None:
+    if plan.gap <= timedelta(0) or plan.gap_start is None:
+        return None
+    return Gap(plan.gap_start, plan.gap_start + plan.gap)
+
+
+def _store_execution(store: SqliteStore, execution: Execution, notify: bool) -> list[str]:
+    windows = execution.plan.windows
+    execution_id = store.record_execution_start(execution.rule.rule_id, execution.started_at,
+                                                windows[0].start, windows[-1].end)
+    documents = [doc for alert in execution.alerts for doc in alert.documents()]
+    return store.complete_execution(
+        execution_id, execution.status, execution.message if execution.messages else "",
+        documents=documents, events_read=execution.events_read, gap=_gap(execution.plan),
+        notify=notify,
+    )
+
+
+def _prepare_store(store: SqliteStore, rules: Sequence[Rule]) -> None:
+    store.mark_interrupted_executions()
+    for rule in rules:
+        state = store.get_rule_state(rule.rule_id)
+        fresh = RuleState.from_rule(rule)
+        if state is None:
+            store.set_rule_state(fresh)
+        else:
+            store.set_rule_state(replace(fresh, last_scheduled_start=state.last_scheduled_start,
+                                         last_status=state.last_status,
+                                         last_message=state.last_message,
+                                         last_execution_id=state.last_execution_id))
+
+
+# ------------------------------------------------------------------ replay
+
+
+def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
+               down: Sequence[tuple[datetime, datetime]] = ()) -> int:
+    """Simulate the schedule from ``start`` to ``end`` over historical data."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    rules = _apply_interval(request.rules, request.interval)
+    excludes = _exceptions(request, rules)
+    stats = ReadStats()
+    began = time.perf_counter()
+    timeline = Timeline.of(read_events(request.paths, stats,
+                                       ReadOptions(logon_id=request.logon_id)))
+    new_alerts = 0
+    runs: list[tuple[datetime, RunPlan]] = []
+    not_ok: list[Execution] = []
+    with open_store(request.store, synchronous="normal") as store:
+        _prepare_store(store, rules)
+        for rule in rules:
+            previous: datetime | None = None
+            for started in schedule(start, end, rule.interval_delta):
+                if any(lo <= started <= hi for lo, hi in down):
+                    continue  # the scheduler was down: no run started
+                execution = execute(rule, timeline, started, previous,
+                                    gap_mode=request.gap_mode, window_on=request.window_on,
+                                    index_all=request.index_all,
+                                    excludes=excludes[rule.rule_id])
+                new_alerts += len(_store_execution(store, execution, notify=False))
+                runs.append((started, execution.plan))
+                if execution.status != "succeeded":
+                    not_ok.append(execution)
+                previous = started
+    late = late_events(timeline, runs) if request.window_on == "@timestamp" else []
+    seconds = time.perf_counter() - began
+    err.print(f"replayed {len(runs):,} execution(s) of {len(rules)} rule(s) from "
+              f"{start.isoformat()} to {end.isoformat()} over {stats.events:,} events "
+              f"in {seconds:.1f} s: {new_alerts:,} new alert document(s)", markup=False)
+    for bad in stats.bad_records[:10]:
+        err.print(f"  {terminal_text(str(bad))}", markup=False)
+    for execution in not_ok:
+        err.print(f"  {execution.started_at.isoformat()} {terminal_text(execution.rule.name)}: "
+                  f"{execution.status}: {terminal_text(execution.message)}", markup=False)
+    if late:
+        err.print(f"{len(late):,} event(s) arrived after every window covering their "
+                  "@timestamp had run (late): Elastic never searches them; "
+                  "--window-on event.ingested searches them again", markup=False)
+    return 0
+
+
+# ------------------------------------------------------------------ watch
+
+
+@dataclass(slots=True)
+class _Tail:
+    """A growing NDJSON file: what was read so far, by inode, offset and line number."""
+
+    path: Path
+    inode: int = -1
+    offset: int = 0
+    line: int = 0
+    partial: bytes = b""
+
+    def read_new(self, stats: ReadStats, options: ReadOptions) -> list[dict[str, Any]]:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return []
+        if info.st_ino != self.inode or info.st_size < self.offset:
+            # Rotated or truncated: a new file under the same name, read from the start.
+            self.inode, self.offset, self.line, self.partial = info.st_ino, 0, 0, b""
+        if info.st_size == self.offset:
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(info.st_size - self.offset)
+        self.offset += len(data)
+        data = self.partial + data
+        cut = data.rfind(b"\n") + 1
+        complete, self.partial = data[:cut], data[cut:]
+        if not complete:
+            return []
+        chunk_stats = ReadStats()
+        events = list(read_json_stream(io.BufferedReader(io.BytesIO(complete)),
+                                       str(self.path), chunk_stats, options))
+        for bad in chunk_stats.bad_records:  # positions in the file, not in this chunk
+            position = str(int(bad.position) + self.line) if bad.position.isdigit() else \
+                bad.position
+            stats.bad(bad.path, position, bad.reason)
+        stats.events += len(events)
+        self.line += complete.count(b"\n")
+        return events
+
+
+_TAILABLE = (".ndjson", ".jsonl", ".json")
+
+
+@dataclass(slots=True)
+class Watcher:
+    request: ScheduleRequest
+    poll: float = 2.0
+    stop_requested: bool = False
+    tails: dict[Path, _Tail] = field(default_factory=dict)
+    whole: dict[Path, float] = field(default_factory=dict)  # other files: mtime when read
+    seen_ids: set[str] = field(default_factory=set)
+
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_requested = True
+
+    def refresh(self, timeline: Timeline, stats: ReadStats, options: ReadOptions) -> int:
+        """Read what is new in the watched files and folders; returns how many events."""
+        now = to_ns(datetime.now(UTC))
+        fresh: list[dict[str, Any]] = []
+        for path in iter_input_files(self.request.paths):
+            if path.name.lower().endswith(_TAILABLE):
+                tail = self.tails.setdefault(path, _Tail(path))
+                fresh.extend(tail.read_new(stats, options))
+                continue
+            mtime = path.stat().st_mtime
+            if self.whole.get(path) == mtime:
+                continue
+            self.whole[path] = mtime
+            from vigil.detect.ids import event_id
+
+            for event in read_events([path], stats, options):
+                key = event_id(event)
+                if key not in self.seen_ids:  # an EVTX re-read after it grew
+                    self.seen_ids.add(key)
+                    fresh.append(event)
+        return timeline.add(fresh, arrived_at=now)
+
+    def run(self, once: bool = False) -> int:
+        err = Console(stderr=True, highlight=False, soft_wrap=True)
+        rules = _apply_interval(self.request.rules, self.request.interval)
+        excludes = _exceptions(self.request, rules)
+        options = ReadOptions(logon_id=self.request.logon_id)
+        stats = ReadStats()
+        timeline = Timeline()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        store = open_store(self.request.store)
+        notifier = WebhookNotifier(store, self.request.webhook) if self.request.webhook else None
+        if notifier is not None:
+            notifier.start()
+        try:
+            _prepare_store(store, rules)
+            err.print(f"watching {len(self.request.paths)} path(s) with {len(rules)} rule(s); "
+                      f"store {self.request.store}", markup=False)
+            while not self.stop_requested:
+                self.refresh(timeline, stats, options)
+                for rule in rules:
+                    if self.stop_requested:
+                        break
+                    self._maybe_run(store, rule, timeline, excludes[rule.rule_id], err,
+                                    notify=notifier is not None)
+                self._forget(store, rules, timeline)
+                if once:
+                    break
+                deadline = time.monotonic() + self.poll
+                while not self.stop_requested and time.monotonic() < deadline:
+                    time.sleep(min(0.1, self.poll))
+        finally:
+            if notifier is not None:
+                notifier.stop(5.0)
+            store.close()
+        for bad in stats.bad_records[:10]:
+            err.print(f"  {terminal_text(str(bad))}", markup=False)
+        err.print("stopped" if self.stop_requested else "done", markup=False)
+        return 0
+
+    def _maybe_run(self, store: SqliteStore, rule: Rule, timeline: Timeline,
+                   excludes: Excludes, err: Console, *, notify: bool) -> None:
+        state = store.get_rule_state(rule.rule_id)
+        previous = state.last_scheduled_start if state else None
+        now = datetime.now(UTC).replace(microsecond=0)
+        if previous is not None and now < previous + rule.interval_delta:
+            return
+        execution = execute(rule, timeline, now, previous, gap_mode=self.request.gap_mode,
+                            window_on=self.request.window_on,
+                            index_all=self.request.index_all, excludes=excludes)
+        created = _store_execution(store, execution, notify)
+        if created or execution.status != "succeeded":
+            shells = sum(1 for a in execution.alerts if a.id in set(created))
+            err.print(f"{now.isoformat()} {terminal_text(rule.name)}: {execution.status}, "
+                      f"{shells} new alert(s)"
+                      + (f": {terminal_text(execution.message)}" if execution.messages else ""),
+                      markup=False)
+
+    def _forget(self, store: SqliteStore, rules: Sequence[Rule], timeline: Timeline) -> None:
+        """Keep only what a future window can need: bounded memory."""
+        oldest = None
+        for rule in rules:
+            state = store.get_rule_state(rule.rule_id)
+            if state is None or state.last_scheduled_start is None:
+                return
+            need = state.last_scheduled_start - rule.look_back - rule.interval_delta
+            oldest = need if oldest is None else min(oldest, need)
+        if oldest is not None:
+            timeline.forget_before(to_ns(oldest))
+
+
+def run_watch(request: ScheduleRequest, poll: float, once: bool) -> int:
+    return Watcher(request, poll=poll).run(once=once)
+
+
+def parse_duration(text: str) -> timedelta:
+    return parse_interval(text)
+
+
+def print_executions(store_path: Path, status: str | None) -> None:
+    with open_store(store_path) as store:
+        Console(highlight=False).print(
+            store_views.executions_table(store.list_executions(status=status)))
+
+

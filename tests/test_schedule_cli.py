@@ -1,0 +1,123 @@
+"""`vigil replay` and `vigil watch` as processes: schedule, store, gaps, crashes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.conftest import REPO
+from vigil.detect.run import run_detection
+from vigil.events import ReadStats, read_events
+from vigil.rules import bundled_rules
+from vigil.store import AlertFilter, open_store
+from vigil.synth import Generator
+
+
+def vigil(*args: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vigil.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def shells(db: Path) -> list[Any]:
+    with open_store(db) as store:
+        return store.list_alerts(AlertFilter())
+
+
+def test_replay_fills_a_planted_outage_that_elastic_reports_as_a_gap(tmp_path: Path) -> None:
+    generator = Generator(seed=21, events_per_second=0.25)
+    logs = tmp_path / "day.ndjson"
+    with logs.open("wb") as out:
+        for doc in generator.events(int(18 * 3600 * 0.25), planted_every=250):
+            out.write(orjson.dumps(doc) + b"\n")
+    events = list(read_events([logs], ReadStats()))
+    one_shot = {a.id for a in run_detection(bundled_rules(), events).alerts}
+    assert len(one_shot) == sum(p.fires for p in generator.planted) > 3
+    window = ["--from", "2024-05-01T08:00:00Z", "--to", "2024-05-02T03:00:00Z",
+              "--down", "2024-05-01T12:00:00Z..2024-05-01T14:30:00Z"]
+    complete = vigil("replay", logs, "--store", tmp_path / "complete.db", *window)
+    assert complete.returncode == 0, complete.stderr
+    elastic = vigil("replay", logs, "--store", tmp_path / "elastic.db", *window,
+                    "--gap-mode", "elastic")
+    assert "were not queried between this rule execution and the last execution" in \
+        elastic.stderr
+    complete_ids = [a.id for a in shells(tmp_path / "complete.db")]
+    elastic_ids = [a.id for a in shells(tmp_path / "elastic.db")]
+    assert sorted(complete_ids) == sorted(one_shot)  # no window skipped, no duplicate
+    assert len(set(elastic_ids)) == len(elastic_ids) and set(elastic_ids) < one_shot
+    with open_store(tmp_path / "elastic.db") as store:
+        failed = store.list_executions(status="failed")
+    assert len(failed) == 1 and failed[0].gap is not None
+    again = vigil("replay", logs, "--store", tmp_path / "complete.db", *window)
+    assert "0 new alert document(s)" in again.stderr
+
+
+def _append_pairs(path: Path, count: int, stop: threading.Event,
+                  planted: list[str]) -> None:
+    generator = Generator(seed=99)
+    rng = random.Random(7)
+    with path.open("ab", buffering=0) as out:
+        for _ in range(count):
+            if stop.is_set():
+                return
+            now = datetime.now(UTC)
+            host = generator.host()
+            session = generator.logon_id()
+            logon = generator.logon(now, host, target_id=session)
+            install = generator.service_install(now + timedelta(milliseconds=300), host,
+                                                session, "updsvc", "C:\\Users\\Public\\u.exe")
+            noise = generator.process(now, generator.host())
+            for doc in (logon, noise, install):
+                out.write(orjson.dumps(doc) + b"\n")
+                time.sleep(rng.uniform(0.01, 0.08))
+            planted.append(session)
+
+
+def _start(folder: Path, db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "vigil.cli", "watch", folder, "--store", db,
+                             "--interval", "1s", "--poll", "0.2"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_watch_killed_at_random_moments_alerts_every_sequence_exactly_once(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "live"
+    folder.mkdir()
+    logs = folder / "security.ndjson"
+    logs.touch()
+    db = tmp_path / "watch.db"
+    planted: list[str] = []
+    stop = threading.Event()
+    writer = threading.Thread(target=_append_pairs, args=(logs, 40, stop, planted))
+    rng = random.Random(int(os.environ.get("VIGIL_TEST_SEED", "1")))
+    watcher = _start(folder, db)
+    writer.start()
+    kills = 0
+    try:
+        while writer.is_alive() and kills < 4:
+            time.sleep(rng.uniform(0.8, 2.5))
+            watcher.send_signal(signal.SIGKILL)
+            watcher.wait(timeout=30)
+            kills += 1
+            watcher = _start(folder, db)
+        writer.join(timeout=120)
+        time.sleep(4)  # a few more scheduled runs over the last events
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(timeout=60) == 0  # SIGTERM: finish the run, exit cleanly
+    finally:
+        stop.set()
+        if watcher.poll() is None:
+            watcher.kill()
+    assert kills >= 2 and len(planted) == 40
+    alerts = shells(db)
+    sessions = [a.document["vigil.summary"]["logon_id"] for a in alerts]
+    assert sorted(sessions) == sorted(planted)  # every planted sequence, exactly once
