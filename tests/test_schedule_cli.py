@@ -121,3 +121,27 @@ def test_watch_killed_at_random_moments_alerts_every_sequence_exactly_once(
     alerts = shells(db)
     sessions = [a.document["vigil.summary"]["logon_id"] for a in alerts]
     assert sorted(sessions) == sorted(planted)  # every planted sequence, exactly once
+
+
+def test_a_restarted_watcher_seeks_to_the_first_block_a_window_needs(tmp_path: Path) -> None:
+    from vigil.commands.schedule import _Tail
+    from vigil.events import ReadOptions
+
+    logs = tmp_path / "grow.ndjson"
+    generator = Generator(seed=4, events_per_second=0.1)
+    docs = list(generator.events(3_000, planted_every=0))  # about 8 hours
+    with open_store(tmp_path / "index.db") as store:
+        first = _Tail(logs, store)
+        for part in range(6):  # the file grows in six appends, read after each
+            with logs.open("ab") as out:
+                for doc in docs[part * 500:(part + 1) * 500]:
+                    out.write(orjson.dumps(doc) + b"\n")
+            assert len(first.read_new(ReadStats(), ReadOptions())) == 500
+        blocks = store.file_blocks(str(logs), logs.stat().st_ino)
+        assert len(blocks) == 6
+        needed = blocks[3].min_ts
+        assert needed is not None
+        restarted = _Tail(logs, store, needed_from=needed)
+        events = restarted.read_new(ReadStats(), ReadOptions())
+    assert len(events) == 1_500  # blocks 3..5 only: the first 1,500 lines were never read
+    assert events[0]["winlog"]["record_id"] == docs[1_500]["winlog"]["record_id"]

@@ -23,13 +23,14 @@ from rich.console import Console
 
 from vigil.detect.executor import Execution, Timeline, WindowOn, execute, late_events, to_ns
 from vigil.detect.schedule import GapMode, RunPlan, schedule
+from vigil.eql.schema import to_date_ns
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.jsonl import read_json_stream
 from vigil.events.reader import LogonIdMode, iter_input_files
 from vigil.report.safe import terminal_text
 from vigil.rules import Rule, load_exceptions
 from vigil.rules.model import parse_interval
-from vigil.store import Gap, RuleState, SqliteStore, WebhookNotifier, open_store
+from vigil.store import FileBlock, Gap, RuleState, SqliteStore, WebhookNotifier, open_store
 from vigil.store import views as store_views
 
 Event = Mapping[str, Any]
@@ -155,19 +156,35 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
 
 @dataclass(slots=True)
 class _Tail:
-    """A growing NDJSON file: what was read so far, by inode, offset and line number."""
+    """A growing NDJSON file: what was read so far, by inode, offset and line number. Each
+    chunk read is recorded in the store's event-time index, so that a restart seeks to the
+    first block a pending window can need."""
 
     path: Path
+    store: SqliteStore
+    needed_from: int | None = None  # ns: nothing older is needed (None: read everything)
     inode: int = -1
     offset: int = 0
     line: int = 0
     partial: bytes = b""
+
+    def _resume(self, inode: int) -> None:
+        self.inode, self.offset, self.line, self.partial = inode, 0, 0, b""
+        if self.needed_from is None:
+            return
+        blocks = self.store.file_blocks(str(self.path), inode)
+        for block in blocks:
+            if block.max_ts is None or block.max_ts >= self.needed_from or block is blocks[-1]:
+                self.offset, self.line = block.start_offset, block.first_line - 1
+                return
 
     def read_new(self, stats: ReadStats, options: ReadOptions) -> list[dict[str, Any]]:
         try:
             info = self.path.stat()
         except OSError:
             return []
+        if self.inode == -1:
+            self._resume(info.st_ino)
         if info.st_ino != self.inode or info.st_size < self.offset:
             # Rotated or truncated: a new file under the same name, read from the start.
             self.inode, self.offset, self.line, self.partial = info.st_ino, 0, 0, b""
@@ -176,6 +193,7 @@ class _Tail:
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
             data = handle.read(info.st_size - self.offset)
+        block_start = self.offset - len(self.partial)
         self.offset += len(data)
         data = self.partial + data
         cut = data.rfind(b"\n") + 1
@@ -190,6 +208,10 @@ class _Tail:
                 bad.position
             stats.bad(bad.path, position, bad.reason)
         stats.events += len(events)
+        times = [t for t in (to_date_ns(e.get("@timestamp")) for e in events) if t is not None]
+        self.store.record_file_block(FileBlock(
+            str(self.path), self.inode, block_start, block_start + len(complete), self.line + 1,
+            min(times) if times else None, max(times) if times else None))
         self.line += complete.count(b"\n")
         return events
 
@@ -209,13 +231,16 @@ class Watcher:
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
 
-    def refresh(self, timeline: Timeline, stats: ReadStats, options: ReadOptions) -> int:
-        """Read what is new in the watched files and folders; returns how many events."""
+    def refresh(self, store: SqliteStore, timeline: Timeline, stats: ReadStats,
+                options: ReadOptions, needed_from: int | None) -> list[dict[str, Any]]:
+        """Read what is new in the watched files and folders; returns the new events."""
         now = to_ns(datetime.now(UTC))
         fresh: list[dict[str, Any]] = []
         for path in iter_input_files(self.request.paths):
             if path.name.lower().endswith(_TAILABLE):
-                tail = self.tails.setdefault(path, _Tail(path))
+                tail = self.tails.get(path)
+                if tail is None:
+                    tail = self.tails[path] = _Tail(path, store, needed_from)
                 fresh.extend(tail.read_new(stats, options))
                 continue
             mtime = path.stat().st_mtime
@@ -229,7 +254,8 @@ class Watcher:
                 if key not in self.seen_ids:  # an EVTX re-read after it grew
                     self.seen_ids.add(key)
                     fresh.append(event)
-        return timeline.add(fresh, arrived_at=now)
+        timeline.add(fresh, arrived_at=now)
+        return fresh
 
     def run(self, once: bool = False) -> int:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -248,8 +274,13 @@ class Watcher:
             _prepare_store(store, rules)
             err.print(f"watching {len(self.request.paths)} path(s) with {len(rules)} rule(s); "
                       f"store {self.request.store}", markup=False)
+            first_pass = True
             while not self.stop_requested:
-                self.refresh(timeline, stats, options)
+                searched_from = self._searched_from(store, rules)
+                fresh = self.refresh(store, timeline, stats, options, searched_from)
+                if not first_pass and searched_from is not None:
+                    self._report_late(fresh, searched_from, err)
+                first_pass = False
                 for rule in rules:
                     if self.stop_requested:
                         break
@@ -288,17 +319,32 @@ class Watcher:
                       + (f": {terminal_text(execution.message)}" if execution.messages else ""),
                       markup=False)
 
-    def _forget(self, store: SqliteStore, rules: Sequence[Rule], timeline: Timeline) -> None:
-        """Keep only what a future window can need: bounded memory."""
+    @staticmethod
+    def _searched_from(store: SqliteStore, rules: Sequence[Rule]) -> int | None:
+        """The earliest time (ns) a future window can start at: the previous run of each
+        rule minus its look-back and one interval (catch-up windows never reach further)."""
         oldest = None
         for rule in rules:
             state = store.get_rule_state(rule.rule_id)
             if state is None or state.last_scheduled_start is None:
-                return
+                return None
             need = state.last_scheduled_start - rule.look_back - rule.interval_delta
             oldest = need if oldest is None else min(oldest, need)
+        return None if oldest is None else to_ns(oldest)
+
+    def _report_late(self, fresh: Sequence[Event], searched_from: int, err: Console) -> None:
+        late = sum(1 for e in fresh
+                   if (ts := to_date_ns(e.get("@timestamp"))) is not None and ts < searched_from)
+        if late and self.request.window_on == "@timestamp":
+            err.print(f"{late:,} late event(s): older than every window still to run, so no "
+                      "rule will see them (Elastic would not either); --window-on "
+                      "event.ingested searches their time range again", markup=False)
+
+    def _forget(self, store: SqliteStore, rules: Sequence[Rule], timeline: Timeline) -> None:
+        """Keep only what a future window can need: bounded memory."""
+        oldest = self._searched_from(store, rules)
         if oldest is not None:
-            timeline.forget_before(to_ns(oldest))
+            timeline.forget_before(oldest)
 
 
 def run_watch(request: ScheduleRequest, poll: float, once: bool) -> int:

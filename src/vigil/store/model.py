@@ -208,6 +208,19 @@ class RuleState:
 
 
 @dataclass(frozen=True, slots=True)
+class FileBlock:
+    """A byte range of a watched file and the @timestamp range (ns) of its events."""
+
+    path: str
+    inode: int
+    start_offset: int
+    end_offset: int
+    first_line: int
+    min_ts: int | None
+    max_ts: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Gap:
     """A time range no execution searched (Elastic's ``gapRange``: gte/lte, both inclusive)."""
 
@@ -409,3 +422,8 @@ class AlertStore(Protocol):
     def list_dead_letters(self) -> list[DeadLetter]: ...
 
     def requeue_dead_letters(self, ids: Sequence[int] | None = None) -> int: ...
+
+    # the event-time index of watched files
+    def record_file_block(self, block: FileBlock) -> None: ...
+
+    def file_blocks(self, path: str, inode: int) -> list[FileBlock]: ...

@@ -103,6 +103,23 @@ _V2 = (
 )
 
 
+# Version 3: the event-time index of watched files. Each block is a byte range of a file (by
+# inode, so a rotated file starts afresh) with the range of @timestamp it holds: a restarted
+# watcher seeks to the first block a pending window can need instead of re-reading the file.
+_V3 = (
+    """CREATE TABLE file_blocks (
+        path TEXT NOT NULL,
+        inode INTEGER NOT NULL,
+        start_offset INTEGER NOT NULL,
+        end_offset INTEGER NOT NULL,
+        first_line INTEGER NOT NULL,
+        min_ts INTEGER,
+        max_ts INTEGER,
+        PRIMARY KEY (path, inode, start_offset)
+    )""",
+)
+
+
 def _statements(sql: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
     def migrate(conn: sqlite3.Connection) -> None:
         # One statement at a time: executescript() would COMMIT the surrounding transaction.
@@ -115,6 +132,7 @@ def _statements(sql: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _statements(_V1),
     _statements(_V2),
+    _statements(_V3),
 )
 LATEST = len(MIGRATIONS)
 

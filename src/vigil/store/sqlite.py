@@ -43,6 +43,7 @@ from vigil.store.model import (
     Delivery,
     Execution,
     ExecutionStatus,
+    FileBlock,
     Gap,
     RuleState,
     StatusChange,
@@ -758,3 +759,24 @@ class SqliteStore:
                        WHERE id = ?""", (time.time(), dead_id))
                 self._conn.execute("DELETE FROM webhook_dead_letters WHERE id = ?", (dead_id,))
         return len(chosen)
+
+    # ------------------------------------------------------------ event-time index
+
+    def record_file_block(self, block: FileBlock) -> None:
+        """Remember a block of a watched file; a rotated file (new inode) drops the old
+        blocks of that path."""
+        with self.transaction():
+            self._conn.execute("DELETE FROM file_blocks WHERE path = ? AND inode != ?",
+                               (block.path, block.inode))
+            self._conn.execute(
+                """INSERT OR REPLACE INTO file_blocks (path, inode, start_offset, end_offset,
+                       first_line, min_ts, max_ts) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (block.path, block.inode, block.start_offset, block.end_offset,
+                 block.first_line, block.min_ts, block.max_ts))
+
+    def file_blocks(self, path: str, inode: int) -> list[FileBlock]:
+        rows = self._conn.execute(
+            "SELECT * FROM file_blocks WHERE path = ? AND inode = ? ORDER BY start_offset",
+            (path, inode)).fetchall()
+        return [FileBlock(r["path"], r["inode"], r["start_offset"], r["end_offset"],
+                          r["first_line"], r["min_ts"], r["max_ts"]) for r in rows]
