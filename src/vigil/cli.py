@@ -355,6 +355,34 @@ def alerts_reopen(store: StoreOption, ids: Annotated[list[str], typer.Argument()
     _change(store, ids, "open", by)
 
 
+@alerts_app.command("report")
+def alerts_report(
+    store: StoreOption,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")],
+    rule: Annotated[str | None, typer.Option("--rule")] = None,
+    host: Annotated[str | None, typer.Option("--host")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    since: Annotated[str | None, typer.Option("--since")] = None,
+    until: Annotated[str | None, typer.Option("--until")] = None,
+) -> None:
+    """Write a self-contained HTML report of the alerts (anchors #alert-<id>).
+
+    Example: vigil alerts report --store alerts.db --status open -o report.html
+    """
+    from vigil.report.html import ReportAlert, render_report
+
+    filters = _filters(rule, host, status, since, until, False, None)
+    with _open_existing(store) as db:
+        alerts = []
+        for listed in db.list_alerts(filters):
+            full = db.get_alert(listed.id) or listed
+            alerts.append(ReportAlert(full.document,
+                                      tuple(b.document for b in full.building_blocks)))
+    output.write_text(render_report(alerts, title="vigil alerts",
+                                    facts={"store": str(store)}), encoding="utf-8")
+    typer.echo(f"wrote {output}: {len(alerts)} alert(s)", err=True)
+
+
 @alerts_app.command("export")
 def alerts_export(
     store: StoreOption,
