@@ -14,17 +14,7 @@ from typing import Any
 
 from vigil.eql.patterns import compile_wildcards
 from vigil.eql.schema import raw_getter
-
-# Windows channel -> the data stream the Elastic integrations write it to.
-CHANNEL_DATASETS = {
-    "security": "system.security",
-    "system": "system.system",
-    "application": "system.application",
-    "microsoft-windows-sysmon/operational": "windows.sysmon_operational",
-    "windows powershell": "windows.powershell",
-    "microsoft-windows-powershell/operational": "windows.powershell_operational",
-    "forwardedevents": "windows.forwarded",
-}
+from vigil.events.ecs import dataset_for
 
 _get_dataset = raw_getter("data_stream.dataset")
 _get_type = raw_getter("data_stream.type")
@@ -56,8 +46,8 @@ def index_of(event: Mapping[str, Any]) -> str | None:
     if agent == "winlogbeat":
         return f"winlogbeat-{_text(_get_agent_version(event)) or '8'}"
     channel = _text(_get_channel(event))
-    if channel and channel.lower() in CHANNEL_DATASETS:
-        return f"logs-{CHANNEL_DATASETS[channel.lower()]}-default"
+    if channel:  # where the Elastic integrations route that channel
+        return f"logs-{dataset_for(channel)}-default"
     event_dataset = _text(_get_event_dataset(event))
     if event_dataset and "." in event_dataset:
         return f"logs-{event_dataset}-default"

@@ -316,14 +316,7 @@ class FilterCompiler:
             literal = _NO_MATCH
         test = make_scalar_test("==" if op == "!=" else op, literal, field_type, typed)
 
-        def matches(event: Event) -> bool:
-            value = get(event)
-            if value is None:
-                return False
-            if isinstance(value, list):
-                return any(test(v) for v in value)
-            return test(value)
-
+        matches = _any_value(get, test, when_missing=False)
         if op == "!=":
             return lambda e: not matches(e)
         return matches
@@ -380,15 +373,7 @@ class FilterCompiler:
             def scalar(value: Any) -> bool:
                 return regex(value if isinstance(value, str) else fn.java_string(value))
 
-        def matches(event: Event) -> bool:
-            value = get(event)
-            if value is None:
-                return has_null
-            if isinstance(value, list):
-                return any(scalar(v) for v in value)
-            return scalar(value)
-
-        return matches
+        return _any_value(get, scalar, when_missing=has_null)
 
     def in_query(self, field: ast.Field, constants: list[Any], insensitive: bool) -> Predicate:
         get = self.getter(field)
@@ -416,15 +401,7 @@ class FilterCompiler:
         def scalar(value: Any) -> bool:
             return any(t(value) for t in tests)
 
-        def matches(event: Event) -> bool:
-            value = get(event)
-            if value is None:
-                return has_null
-            if isinstance(value, list):
-                return any(scalar(v) for v in value)
-            return scalar(value)
-
-        return matches
+        return _any_value(get, scalar, when_missing=has_null)
 
     # -------------------------------------------------------------- script semantics
 
@@ -556,6 +533,20 @@ class FilterCompiler:
             return test(value if isinstance(value, str) else fn.java_string(value))
 
         return match
+
+
+def _any_value(get: ValueFn, test: Test, *, when_missing: bool) -> Predicate:
+    """A field query: true when any of the field's values passes ``test``."""
+
+    def matches(event: Event) -> bool:
+        value = get(event)
+        if value is None:
+            return when_missing
+        if isinstance(value, list):
+            return any(test(v) for v in value)
+        return test(value)
+
+    return matches
 
 
 _FLIP: dict[str, ast.ComparisonOp] = {
