@@ -127,3 +127,20 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     assert result.returncode == 0
     if command != "rules":
         assert "Example" in result.stdout
+
+
+def test_query_hunts_with_sequences_and_sizes() -> None:
+    query = ('sequence by winlog.computer_name with maxspan=1m '
+             '[authentication where winlog.logon.type : "network"] '
+             '[iam where event.action == "service-installed"]')
+    result = vigil("query", query, EXAMPLES, "--format", "ndjson")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines and {line["stage"] for line in lines} == {0, 1}
+    assert all(line["join_keys"] for line in lines)
+    limited = vigil("query", "any where true", EXAMPLES, "--format", "ndjson", "--size", "3")
+    assert len(limited.stdout.splitlines()) == 3
+    table = vigil("query", 'iam where event.action == "service-installed"', EXAMPLES)
+    installs = (EXAMPLES / "windows-security.ndjson").read_text().count(
+        '"action":"service-installed"')
+    assert installs > 0 and f"; {installs} match(es)" in table.stderr
