@@ -39,6 +39,7 @@ _READERS: dict[str, str] = {
     ".gz": "vigil.events.reader:read_json_file",
     ".evtx": "vigil.events.evtx:read_evtx_file",
     ".zip": "vigil.events.otrf:read_zip_file",
+    ".parquet": "vigil.events.parquet:read_parquet_file",
 }
 _SUFFIXES = sorted(_READERS, key=len, reverse=True)  # ".json.gz" before ".gz"
 
