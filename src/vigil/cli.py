@@ -91,6 +91,9 @@ def detect_command(
     explain: Annotated[bool, typer.Option(
         "--explain", help="Say which indices the input holds and which rules read them.")
     ] = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto|fast|reference: fast skips lines no rule can match (same "
+        "alerts); reference parses and checks every line.")] = "auto",
 ) -> None:
     """Run detection rules over logs and print the alerts Elastic Security would raise.
 
@@ -104,7 +107,7 @@ def detect_command(
         paths=paths, rules=rule or (), exceptions=exceptions, output_format=output_format,
         output=output, logon_id="elastic" if logon_id == "elastic" else "intended",
         max_signals=max_signals, start=_parse_time(start, "--from"),
-        end=_parse_time(end, "--to"), index_all=index_all, explain=explain,
+        end=_parse_time(end, "--to"), index_all=index_all, explain=explain, engine=engine,
     )
     raise typer.Exit(run_detect(request))
 

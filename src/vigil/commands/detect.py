@@ -23,6 +23,7 @@ from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, l
 from vigil.rules.model import Rule
 
 FORMATS = ("table", "ndjson", "csv")
+ENGINES = ("auto", "fast", "reference")
 SHOWN_BAD_RECORDS = 20
 
 
@@ -39,6 +40,7 @@ class DetectRequest:
     end: datetime | None = None
     index_all: bool = False
     explain: bool = False
+    engine: str = "auto"  # auto | fast | reference (see vigil.backends.fast)
 
 
 def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[RuleError]]:
@@ -90,6 +92,9 @@ def run_detect(request: DetectRequest) -> int:
     if request.output_format not in FORMATS:
         err.print(f"vigil detect: --format must be one of {', '.join(FORMATS)}", markup=False)
         return 2
+    if request.engine not in ENGINES:
+        err.print(f"vigil detect: --engine must be one of {', '.join(ENGINES)}", markup=False)
+        return 2
     rules, notes, rule_errors = resolve_rules(request.rules)
     for error in rule_errors:
         err.print(f"rule error: {terminal_text(str(error), keep_newlines=True)}", markup=False)
@@ -103,15 +108,23 @@ def run_detect(request: DetectRequest) -> int:
         return 2
     started = time.perf_counter()
     stats = ReadStats()
-    events = list(read_events(request.paths, stats, ReadOptions(logon_id=request.logon_id)))
-    if request.explain:
-        _explain(rules, events, request.index_all, err)
-    result = run_detection(
-        rules, events,
-        options=DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
-                              start=request.start, end=request.end),
-        exceptions_for=exceptions_for,
-    )
+    options = DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
+                            start=request.start, end=request.end)
+    read_options = ReadOptions(logon_id=request.logon_id)
+    # --explain counts every event's index, which needs every event parsed.
+    if request.engine == "reference" or request.explain:
+        events = list(read_events(request.paths, stats, read_options))
+        if request.explain:
+            _explain(rules, events, request.index_all, err)
+        result = run_detection(rules, events, options=options, exceptions_for=exceptions_for)
+    else:
+        from vigil.backends.fast import run_fast
+
+        result, fast = run_fast(rules, request.paths, stats, read_options, options,
+                                exceptions_for=exceptions_for)
+        if fast.lines_skipped:
+            notes = [*notes, f"{fast.lines_skipped:,} line(s) no rule can match were skipped "
+                     "unparsed (--engine reference reads and checks every line)"]
     _write(result, request)
     _summary(result, stats, notes, time.perf_counter() - started, err)
     return 2 if rule_errors else 0

@@ -1,0 +1,508 @@
+"""The fast path of ``vigil detect``: skip, without parsing, the lines no rule can match,
+then run the reference (``run_detection``) on the events that remain.
+
+Why the answer is the reference's answer: ``run_detection`` only ever looks at events that
+match some stage of some rule (see ``prefilter``'s docstring for the argument per engine
+part), so running it on a subset of the input that holds every such event — in input order,
+parsed by the same reader code — yields the same matches, in the same order, with the same
+alert ids. This module only decides which events to keep, never what they mean:
+
+1. Plain NDJSON files are split into byte ranges at newlines and scanned by worker processes
+   (both cores). ``prefilter.LineFilter`` finds the lines that may match a stage; those are
+   parsed with the reader's own code (orjson, NXLog mapping, logon-id fix, timestamp check)
+   and kept only if some candidate stage's compiled predicate (the reference evaluator)
+   matches, for a rule whose index patterns accept the event. Kept lines go back as bytes.
+2. Key gate, for sequences: a first, cheaper pass finds the join keys of every event matching
+   the last positive stage; in the second pass the other stages only consider lines holding
+   one of those key values (``prefilter.gate_clause``: partials of other keys never complete).
+3. Other inputs (.gz, .evtx, .zip, JSON arrays) are read by the reference readers, a process
+   per file, with the same exact stage filter; they also feed the key sets of step 2.
+
+Memory is bounded by the kept events (stage matches), not by the input: lines are scanned in
+fixed-size blocks. Bad records: every line that does not look like ``{"@timestamp":"2...}``
+is parsed (so broken, truncated, non-object, non-UTF-8 lines and lines without a leading
+timestamp are counted as the reference counts them); what a skipped line cannot be checked
+for without parsing is invalid JSON inside a regular-looking line, a malformed date after
+``"2``, or a second ``@timestamp`` key (``FastStats.lines_skipped`` says how many lines were
+skipped).
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigil.backends.prefilter import Clause, Cnf, LineFilter, gate_clause, query_cnfs
+from vigil.detect.indices import IndexSelector, index_of
+from vigil.detect.run import DetectOptions, DetectResult, ecs_schema, run_detection
+from vigil.eql import ast
+from vigil.eql.engine import Compiled, SchemaResolver
+from vigil.eql.schema import STRING_TYPES
+from vigil.events import ReadOptions, ReadStats
+from vigil.events.jsonl import _Finisher, _parse_line
+from vigil.events.reader import iter_input_files, read_file_whole
+from vigil.rules.model import Rule
+
+Event = Mapping[str, Any]
+EventFilter = Callable[[Event], bool]
+
+BLOCK = 16 << 20  # bytes read at a time by a scanning worker
+RANGE = 64 << 20  # bytes per unit of work
+PLAIN_SUFFIXES = (".ndjson", ".jsonl", ".json")
+
+
+@dataclass(slots=True)
+class RulePlan:
+    rule: Rule
+    compiled: Compiled
+    selector: IndexSelector
+    cnfs: list[Cnf]
+    last_plan: int | None  # plan index of the last positive stage (sequences)
+    key_fields: list[tuple[ast.Field, ...]]  # join keys per plan
+
+
+@dataclass(slots=True)
+class FastStats:
+    lines_skipped: int = 0
+    lines_parsed: int = 0
+    events_kept: int = 0
+    gated_rules: int = 0
+
+
+@dataclass(slots=True)
+class _Job:
+    """What a worker needs; set before the workers fork, so closures need no pickling."""
+
+    plans: list[RulePlan]
+    options: ReadOptions
+    index_all: bool
+    stage_of: list[tuple[int, int]] = field(default_factory=list)  # global -> (rule, plan)
+    line_filter: LineFilter | None = None  # phase one: every stage, gated ones opaque-only
+    key_stages: dict[int, int] = field(default_factory=dict)  # last stage -> gated rule
+    phase_two: LineFilter | None = None  # the gated stages, scanned for key values
+    phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
+
+
+_JOB: _Job | None = None
+
+
+def _job() -> _Job:
+    assert _JOB is not None, "worker started without a job"
+    return _JOB
+
+
+def plan_rules(rules: Sequence[Rule]) -> list[RulePlan]:
+    """Each rule compiled as ``run_detection`` compiles it, with its stage literals."""
+    plans = []
+    for rule in rules:
+        timestamp_field = rule.timestamp_field or "@timestamp"
+        schema = ecs_schema(timestamp_field)
+        resolver = SchemaResolver(None, timestamp_field, default=schema)
+        compiled = Compiled(rule.eql, resolver, rule.event_category_override or "event.category")
+        body = rule.eql.body
+        last_plan: int | None = None
+        if isinstance(body, ast.Sequence):
+            positive = [i for i, stage in enumerate(body.stages) if not stage.missing]
+            last_plan = positive[-1] if positive else None
+        plans.append(RulePlan(rule, compiled, IndexSelector(rule.index), query_cnfs(rule.eql, schema),
+                              last_plan, [keys for _q, keys in compiled.stage_nodes]))
+    return plans
+
+
+def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],
+                    stage_of: Sequence[tuple[int, int]]) -> frozenset[int]:
+    """The rules with a candidate stage the event matches (index patterns permitting)."""
+    index: str | None = None
+    index_known = False
+    found: set[int] = set()
+    for stage in stages:
+        rule_no, plan_no = stage_of[stage]
+        if rule_no in found:
+            continue
+        plan = job.plans[rule_no]
+        if not job.index_all:
+            if not index_known:
+                index, index_known = index_of(event), True
+            if not plan.selector.accepts(index):
+                continue
+        if plan.compiled.plans(event)[plan_no].matches(event):
+            found.add(rule_no)
+    return frozenset(found)
+
+
+def _keep(event: dict[str, Any]) -> bool:
+    """The exact stage filter for events of non-NDJSON inputs (module level: picklable)."""
+    job = _job()
+    return bool(_matching_rules(job, event, range(len(job.stage_of)), job.stage_of))
+
+
+# ------------------------------------------------------------------ scanning workers
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    path: str
+    start: int
+    end: int
+    phase: int
+
+
+@dataclass(slots=True)
+class _RangeResult:
+    lines: int = 0
+    size: int = 0
+    parsed: int = 0
+    kept: list[tuple[int, bytes, frozenset[int]]] = field(default_factory=list)  # offset, line, rules
+    keys: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)
+    bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line in range, reason, kind)
+
+
+def _blocks(path: str, start: int, end: int) -> Iterator[bytes]:
+    """Whole lines of ``path`` between ``start`` and ``end`` in blocks of about BLOCK bytes."""
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        at = start
+        while at < end:
+            data = handle.read(min(BLOCK, end - at))
+            if not data:
+                break
+            if at + len(data) < end:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # a line longer than a block: read on
+                    more = handle.readline()
+                    data += more
+                    cut = len(data)
+                elif cut < len(data):
+                    handle.seek(at + cut)  # the partial line starts the next block
+                    data = data[:cut]
+            at += len(data)
+            yield data
+
+
+class _Collector:
+    """Records bad lines of a range the way ``ReadStats`` would; the line number is only
+    computed for a bad line (counting newlines costs as much as scanning)."""
+
+    def __init__(self, result: _RangeResult) -> None:
+        self.result = result
+        self.block = b""
+        self.start = 0
+        self.lines_before = 0
+
+    def line(self) -> int:
+        return self.lines_before + self.block.count(b"\n", 0, self.start) + 1
+
+    def bad(self, _path: str, _position: str, reason: str, *, kind: str | None = None) -> None:
+        self.result.bad.append((self.line(), reason, kind or reason))
+
+
+def _scan(work: _Range) -> _RangeResult:
+    job = _job()
+    result = _RangeResult()
+    first = work.phase == 1
+    line_filter = job.line_filter if first else job.phase_two
+    stage_of = job.stage_of if first else job.phase_two_stages
+    assert line_filter is not None
+    collector = _Collector(result)
+    finish = _Finisher(work.path, collector, job.options)  # type: ignore[arg-type]
+    lines = 0
+    offset = work.start
+    for block in _blocks(work.path, work.start, work.end):
+        collector.block = block
+        collector.lines_before = lines
+        count = block.count(b"\n")
+        suspects = _irregular(block, count, job.options) if first else ()
+        for start, end, stages in line_filter.candidates(block, suspects):
+            collector.start = start
+            raw = block[start:end]
+            result.parsed += 1
+            event = _parse_line(raw, work.path, 0, collector)  # type: ignore[arg-type]
+            if event is None:
+                continue
+            event = finish(event, "")
+            if event is None:
+                continue
+            matching = _matching_rules(job, event, stages, stage_of)
+            if matching:
+                result.kept.append((offset + start, raw, matching))
+                if first and job.key_stages:
+                    _collect_keys(job, event, stages, result.keys)
+        if first:  # line counts are for the stats, which phase one reports
+            lines += count + (0 if block.endswith(b"\n") else 1)
+        result.size += len(block)
+        offset += len(block)
+    result.lines = lines
+    return result
+
+
+_REGULAR = b'{"@timestamp":"2'
+
+
+def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
+    """Starts of the lines that are parsed whatever they hold, so that bad records are
+    counted as the reference counts them: every line unless it opens with an ``@timestamp``
+    string that starts like a date and closes with ``}`` (one count over the block tells
+    that every line does; only irregular blocks are walked line by line)."""
+    if options.timestamp_field != "@timestamp":
+        starts = [0]
+        at = block.find(b"\n")
+        while 0 <= at < len(block) - 1:
+            starts.append(at + 1)
+            at = block.find(b"\n", at + 1)
+        return starts
+    if (block.startswith(_REGULAR) and block.endswith(b"}\n")
+            and block.count(b"}\n" + _REGULAR) == newlines - 1):
+        return []
+    suspects = []
+    start = 0
+    size = len(block)
+    while start < size:
+        end = block.find(b"\n", start)
+        if end < 0:
+            end = size
+        if not (block.startswith(_REGULAR, start) and block.endswith(b"}", start, end)):
+            suspects.append(start)
+        start = end + 1
+    return suspects
+
+
+def _collect_keys(job: _Job, event: dict[str, Any], stages: Sequence[int],
+                  into: dict[int, set[tuple[Any, ...]]]) -> None:
+    """Join keys of the event under the last stage of each gated sequence it matches."""
+    for stage in stages:
+        rule_no = job.key_stages.get(stage)
+        if rule_no is None:
+            continue
+        plan_no = job.stage_of[stage][1]
+        stage_plan = job.plans[rule_no].compiled.plans(event)[plan_no]
+        if stage_plan.matches(event):
+            into.setdefault(rule_no, set()).update(stage_plan.keys(event))
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _ranges(path: Path, phase: int, pieces: int) -> list[_Range]:
+    size = path.stat().st_size
+    if size == 0:
+        return [_Range(str(path), 0, 0, phase)]
+    step = max(RANGE, -(-size // pieces))
+    bounds = [0]
+    with path.open("rb") as handle:
+        at = step
+        while at < size:
+            handle.seek(at)
+            handle.readline()  # to the next line start
+            cut = handle.tell()
+            if cut >= size:
+                break
+            bounds.append(cut)
+            at = cut + step
+    bounds.append(size)
+    return [_Range(str(path), a, b, phase) for a, b in itertools.pairwise(bounds)]
+
+
+def _is_plain(path: Path) -> bool:
+    name = path.name.lower()
+    if not name.endswith(PLAIN_SUFFIXES):
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    return head.lstrip()[:1] != b"["  # a JSON array is read whole by the reference reader
+
+
+def _gate(plan: RulePlan, keys: set[tuple[Any, ...]]) -> Clause | None:
+    """The key clause for the non-final stages of a sequence rule, or None (no gate)."""
+    if not keys or plan.last_plan is None:
+        return frozenset() if plan.last_plan is not None and not keys else None
+    width = len(next(iter(keys)))
+    best: tuple[int, Clause] | None = None
+    schema = plan.compiled.schemas.default
+    for j in range(width):
+        if any(len(fields) <= j or schema.field_type(fields[j].name) not in (None, *STRING_TYPES)
+               for fields in plan.key_fields):
+            continue  # a typed key (ip) is normalised: its text may differ from the line's
+        values = {key[j] for key in keys}
+        clause = gate_clause(values)
+        if clause is not None and (best is None or len(values) > best[0]):
+            best = (len(values), clause)
+    return None if best is None else best[1]
+
+
+def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
+             read_options: ReadOptions, options: DetectOptions,
+             exceptions_for: Callable[[Rule], EventFilter | None] | None = None,
+             workers: int | None = None, gate: bool = True,
+             ) -> tuple[DetectResult, FastStats]:
+    """``run_detection`` over the input files, reading only what a rule can match."""
+    global _JOB
+    fast = FastStats()
+    workers = workers or os.cpu_count() or 1
+    plans = plan_rules(rules)
+    job = _Job(plans, read_options, options.index_all)
+    cnfs: list[Cnf] = []
+    for rule_no, plan in enumerate(plans):
+        for plan_no, cnf in enumerate(plan.cnfs):
+            job.stage_of.append((rule_no, plan_no))
+            cnfs.append(cnf)
+    files = list(iter_input_files(paths, stats))
+    plain = [p for p in files if _is_plain(p)]
+    other = [p for p in files if p not in plain]
+    # Gate sequences whose last stage has literals (else finding its keys parses everything).
+    gated = [n for n, p in enumerate(plans) if gate and p.last_plan is not None
+             and p.cnfs[p.last_plan] and len(p.cnfs) > 1]
+    gated_stages: dict[int, int] = {}  # global stage -> rule, for the non-final stages
+    phase_one = list(cnfs)
+    for global_no, (rule_no, plan_no) in enumerate(job.stage_of):
+        if rule_no in gated:
+            if plan_no == plans[rule_no].last_plan:
+                job.key_stages[global_no] = rule_no
+            else:
+                gated_stages[global_no] = rule_no
+                phase_one[global_no] = (frozenset(),)  # phase two looks for these
+    job.line_filter = LineFilter(phase_one, sample=_sample(plain))
+    _JOB = job
+    context = multiprocessing.get_context("fork")
+    per_file: dict[Path, list[dict[str, Any]]] = {}
+    kept: dict[Path, dict[int, tuple[bytes, frozenset[int]]]] = {p: {} for p in plain}
+    keys: dict[int, set[tuple[Any, ...]]] = {n: set() for n in gated}
+    try:
+        with context.Pool(workers) as pool:
+            for path, (data, file_stats) in zip(
+                    other, pool.imap(_read_other, [str(p) for p in other]), strict=True):
+                stats.merge(file_stats)
+                read = orjson.loads(data)
+                per_file[path] = read
+                for event in read:
+                    for n in gated:
+                        plan = plans[n]
+                        stage_plan = plan.compiled.plans(event)[plan.last_plan]  # type: ignore[index]
+                        if stage_plan.matches(event):
+                            keys[n].update(stage_plan.keys(event))
+            _trace("other inputs read")
+            for path in plain:
+                stats.files += 1
+                lines_before = 0
+                for scanned in pool.imap(_scan, _ranges(path, 1, workers)):
+                    _account(stats, str(path), scanned, lines_before)
+                    lines_before += scanned.lines
+                    fast.lines_parsed += scanned.parsed
+                    fast.lines_skipped += scanned.lines - scanned.parsed
+                    _merge(kept[path], scanned.kept)
+                    for n, found in scanned.keys.items():
+                        keys[n].update(found)
+            _trace("phase one")
+        phase_two: list[Cnf] = []
+        anchors: list[Clause | None] = []
+        for global_no, rule_no in gated_stages.items():
+            clause = _gate(plans[rule_no], keys[rule_no])
+            job.phase_two_stages.append(job.stage_of[global_no])
+            if clause is None:  # no usable key values: the stage's own literals
+                phase_two.append(cnfs[global_no])
+                anchors.append(None)
+            else:
+                phase_two.append((*cnfs[global_no], clause))
+                anchors.append(clause)
+        fast.gated_rules = len({r for r in gated_stages.values()})
+        if phase_two and plain:
+            # Opaque lines were judged on every stage in phase one.
+            job.phase_two = LineFilter(phase_two, anchors, opaque=False)
+            with context.Pool(workers) as pool:  # forked now: the workers see phase two
+                for path in plain:
+                    for scanned in pool.imap(_scan, _ranges(path, 2, workers)):
+                        fast.lines_parsed += scanned.parsed
+                        _merge(kept[path], scanned.kept)
+            _trace("phase two")
+    finally:
+        _JOB = None
+    # Each rule runs on the events that match one of its stages (the others change nothing
+    # for it), so broad stages of one rule do not make every rule search their events.
+    everyone = frozenset(range(len(rules)))
+    events: list[dict[str, Any]] = []
+    per_rule: list[list[dict[str, Any]]] = [[] for _ in rules]
+    for path in files:
+        if path in kept:
+            ordered = sorted(kept[path].items())
+            parsed = _reparse([raw for _o, (raw, _r) in ordered], str(path), read_options)
+            pairs = list(zip(parsed, (r for _o, (_raw, r) in ordered), strict=True))
+        else:
+            pairs = [(event, everyone) for event in per_file.get(path, ())]
+        for event, rule_numbers in pairs:
+            events.append(event)
+            for number in rule_numbers:
+                per_rule[number].append(event)
+    fast.events_kept = len(events)
+    totals = run_detection([], events, options=options)
+    outcomes = []
+    for rule, rule_events in zip(rules, per_rule, strict=True):
+        outcomes.extend(run_detection([rule], rule_events, options=options,
+                                      exceptions_for=exceptions_for).outcomes)
+    result = DetectResult(outcomes, totals.events, totals.events_in_window,
+                          totals.events_without_time)
+    _trace("reference run on the kept events")
+    return result, fast
+
+
+def _merge(into: dict[int, tuple[bytes, frozenset[int]]],
+           kept: list[tuple[int, bytes, frozenset[int]]]) -> None:
+    """Kept lines by offset; a line kept by both phases keeps the union of its rules."""
+    for offset, raw, rules in kept:
+        known = into.get(offset)
+        into[offset] = (raw, rules if known is None else known[1] | rules)
+
+
+def _sample(paths: Sequence[Path]) -> bytes:
+    """The first lines of the first file, to choose anchors by their frequency."""
+    if not paths:
+        return b""
+    with paths[0].open("rb") as handle:
+        data = handle.read(2 << 20)
+    return data[: data.rfind(b"\n") + 1]
+
+
+def _read_other(path: str) -> tuple[bytes, ReadStats]:
+    job = _job()
+    return read_file_whole(Path(path), job.options, _keep)
+
+
+def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: int) -> None:
+    stats.events += scanned.lines - len(scanned.bad)
+    stats.bytes += scanned.size
+    for line, reason, kind in scanned.bad:
+        stats.bad(name, str(lines_before + line), reason, kind=kind)
+
+
+def _reparse(lines: list[bytes], name: str, options: ReadOptions) -> list[dict[str, Any]]:
+    """The kept lines as events, by the reader's own code (they parsed cleanly before, so
+    there is one event per line)."""
+    scratch = ReadStats()
+    finish = _Finisher(name, scratch, options)
+    events = []
+    for raw in lines:
+        event = _parse_line(raw, name, 0, scratch)
+        if event is not None:
+            event = finish(event, "")
+            if event is not None:
+                events.append(event)
+    return events
+
+
+__all__ = ["FastStats", "plan_rules", "run_fast"]
+
+
+def _trace(what: str) -> None:
+    if _TRACE:
+        print(f"vigil fast: {what} at {time.perf_counter() - _TRACE_START:.3f} s", file=sys.stderr)
+
+
+_TRACE = bool(os.environ.get("VIGIL_TRACE"))
+_TRACE_START = time.perf_counter()
