@@ -144,3 +144,16 @@ def test_query_hunts_with_sequences_and_sizes() -> None:
     installs = (EXAMPLES / "windows-security.ndjson").read_text().count(
         '"action":"service-installed"')
     assert installs > 0 and f"; {installs} match(es)" in table.stderr
+
+
+def test_detect_html_report_links_every_alert(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = vigil("detect", EXAMPLES, "--format", "html", "--output", out)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text(encoding="utf-8")
+    ndjson = vigil("detect", EXAMPLES, "--format", "ndjson").stdout.splitlines()
+    shells = [json.loads(line) for line in ndjson if "kibana.alert.group.index" not in line]
+    assert len(shells) == 3
+    for shell in shells:
+        assert f'id="alert-{shell["kibana.alert.uuid"]}"' in page
+    assert "Investigating Remote Windows Service Installed" in page

@@ -75,7 +75,8 @@ def detect_command(
     exceptions: Annotated[Path | None, typer.Option(
         "--exceptions", help="Exception list: Kibana export (.ndjson) or vigil TOML.")] = None,
     output_format: Annotated[str, typer.Option(
-        "--format", "-f", help="table, ndjson (Elastic alert documents) or csv (timeline).")
+        "--format", "-f", help="table, ndjson (Elastic alert documents), csv (timeline) or "
+        "html (a report to hand on).")
     ] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     logon_id: Annotated[str, typer.Option(

@@ -219,8 +219,11 @@ class Generator:
             outcome = "failure"
         elif kind == "other-session":
             subject = self.logon_id()
-        logon = self.logon(at, host, target_id=logon_id, ip=logon_ip, outcome=outcome)
-        install = self.service_install(at + gap, service_host, subject, name, path)
+        account = self.user()  # the attacker's account: it logs on, then installs
+        logon = self.logon(at, host, target_id=logon_id, ip=logon_ip, outcome=outcome,
+                           user=account)
+        install = self.service_install(at + gap, service_host, subject, name, path,
+                                       user=account)
         shadow = self.system_7045(at + gap, service_host, name, path)
         self.planted.append(Planted(kind, host, logon_id,
                                     (logon["winlog"]["record_id"],

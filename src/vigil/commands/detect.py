@@ -22,7 +22,7 @@ from vigil.report.safe import terminal_text
 from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, load_rules
 from vigil.rules.model import Rule
 
-FORMATS = ("table", "ndjson", "csv")
+FORMATS = ("table", "ndjson", "csv", "html")
 ENGINES = ("auto", "fast", "reference")
 SHOWN_BAD_RECORDS = 20
 
@@ -148,6 +148,21 @@ def _write(result: DetectResult, request: DetectRequest) -> None:
         else:
             write_ndjson(alerts, sys.stdout.buffer)
             sys.stdout.flush()
+    elif request.output_format == "html":
+        from vigil.report.html import ReportAlert, render_report
+
+        page = render_report(
+            [ReportAlert(a.document, a.building_blocks) for a in alerts],
+            title="vigil detect " + " ".join(str(p) for p in request.paths),
+            facts={"inputs": ", ".join(str(p) for p in request.paths),
+                   "events searched": f"{result.events:,}",
+                   "rules run": ", ".join(o.rule.name for o in result.outcomes[:20])
+                   + (" ..." if len(result.outcomes) > 20 else ""),
+                   "logon id mapping": request.logon_id})
+        if request.output is not None:
+            request.output.write_text(page, encoding="utf-8")
+        else:
+            sys.stdout.write(page)
     else:
         if request.output is not None:
             with request.output.open("w", encoding="utf-8", newline="") as text:
