@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import shared_dir
 from vigil.backends import fast
+from vigil.backends.fieldcheck import FieldCache, build_checks, query_field_cnfs
 from vigil.backends.prefilter import LineFilter, query_cnfs
 from vigil.detect.run import DetectOptions, ecs_schema, run_detection
-from vigil.eql import ast
+from vigil.eql import ast, parse
 from vigil.eql.engine import Compiled, SchemaResolver
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.rules import bundled_rules, load_rules
@@ -175,3 +177,87 @@ def test_fast_path_finds_the_planted_attacks(tmp_path: Path) -> None:
     attacks = sum(p.fires for p in generator.planted)
     assert attacks and len(result.alerts) == attacks
     assert stats.lines_skipped > 3_000  # most lines were never parsed
+
+
+# ------------------------------------------------------------------ many rules at once
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_field_check_passes_every_event_the_reference_matches(data: st.DataObject) -> None:
+    """The post-parse field check (a necessary condition) never rejects a matching event."""
+    rule = data.draw(st.sampled_from(corpus()))
+    schema = ecs_schema()
+    compiled = Compiled(rule.eql, SchemaResolver(None, "@timestamp", default=schema),
+                        "event.category")
+    checks = build_checks(query_field_cnfs(rule.eql, schema, "event.category"), schema)
+    literals = _literals(rule.eql)
+    event: dict[str, Any] = {"@timestamp": "2024-05-01T08:00:00.000Z"}
+    nested = data.draw(st.booleans())
+    for field in rule.eql.fields():
+        if data.draw(st.integers(0, 9)) < 8:
+            _set(event, field.name, data.draw(value_for(literals)), nested)
+    for index, (stage_query, _keys) in enumerate(compiled.stage_nodes):
+        if stage_query.category and data.draw(st.booleans()):
+            _set(event, "event.category", [stage_query.category, "x"], nested)
+        check = checks[index]
+        if compiled.plans(event)[index].matches(event) and check is not None:
+            assert check(FieldCache(event)), (rule.name, index, event)
+
+
+def _custom(text: str, name: str) -> Rule:
+    seed = bundled_rules()[0]
+    return replace(seed, name=name, rule_id=f"00000000-0000-4000-8000-{len(name):012d}",
+                   query=text, eql=parse(text))
+
+
+# Shapes the prebuilt Windows corpus lacks: until, missing stages, no maxspan.
+CUSTOM = (
+    """sequence by winlog.computer_name with maxspan=10m
+       [authentication where event.action == "logon-failed"]
+       [authentication where event.action == "logged-in"]
+       until [authentication where event.action == "logged-out"]""",
+    """sequence by host.name with maxspan=5m
+       [process where event.type == "start" and process.name : "cmd.exe"]
+       ![process where process.name : "conhost.exe"]
+       [process where event.type == "start"]""",
+    """sequence by winlog.logon.id
+       [authentication where event.outcome == "success"]
+       [iam where event.action == "service-installed"]""",
+)
+
+
+def _exceptions(rule: Rule) -> Any:
+    if rule.rule_id.endswith("1") or rule.rule_id.endswith("5"):
+        return lambda event: str(event.get("host", {}).get("name", "")).startswith("WS003")
+    return None
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), share=st.sampled_from([0.0, 0.3]),
+       cap=st.sampled_from([None, 1, 3]), rule_pick=st.integers(0, 10_000))
+def test_fast_path_with_many_prebuilt_rules_equals_reference(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, share: float,
+        cap: int | None, rule_pick: int) -> None:
+    """Every prebuilt sequence (pivots, key gates), a sample of event queries, custom
+    sequences with until and missing stages, max_signals and exceptions."""
+    monkeypatch.setattr(fast, "RANGE", 60_000)
+    monkeypatch.setattr(fast, "BLOCK", 25_000)
+    path = tmp_path / f"m{seed}.ndjson"
+    _synthetic(path, seed, 1_200, share, 150)
+    rng = random.Random(rule_pick)
+    prebuilt = corpus()[1:]
+    sequences = [r for r in prebuilt if isinstance(r.eql.body, ast.Sequence)]
+    singles = [r for r in prebuilt if not isinstance(r.eql.body, ast.Sequence)]
+    rules = [*bundled_rules(), *sequences, *rng.sample(singles, 40),
+             *(_custom(text, f"custom {n}") for n, text in enumerate(CUSTOM))]
+    options = DetectOptions(now=NOW, max_signals=cap)
+    expected = run_detection(rules, list(read_events([path], ReadStats(), ReadOptions())),
+                             options=options, exceptions_for=_exceptions)
+    got, stats = fast.run_fast(rules, [path], ReadStats(), ReadOptions(), options,
+                               exceptions_for=_exceptions, workers=2)
+    assert _documents(got) == _documents(expected)
+    assert [(o.matches, o.dropped_by_cap) for o in got.outcomes] == \
+        [(o.matches, o.dropped_by_cap) for o in expected.outcomes]
+    assert stats.gated_rules >= len(sequences)

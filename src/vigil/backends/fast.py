@@ -11,10 +11,17 @@ alert ids. This module only decides which events to keep, never what they mean:
    (both cores). ``prefilter.LineFilter`` finds the lines that may match a stage; those are
    parsed with the reader's own code (orjson, NXLog mapping, logon-id fix, timestamp check)
    and kept only if some candidate stage's compiled predicate (the reference evaluator)
-   matches, for a rule whose index patterns accept the event. Kept lines go back as bytes.
-2. Key gate, for sequences: a first, cheaper pass finds the join keys of every event matching
-   the last positive stage; in the second pass the other stages only consider lines holding
-   one of those key values (``prefilter.gate_clause``: partials of other keys never complete).
+   matches, for a rule whose index patterns accept the event. Before the predicate, the
+   stage's field check (``fieldcheck``: a necessary condition on the parsed values, field
+   reads shared by all stages) rejects most candidates. Kept lines go back as bytes.
+2. Key gate, for every sequence: phase one finds the join keys of every event matching the
+   sequence's *pivot* (the positive stage whose literals hit the fewest sampled lines); in
+   phase two the other stages (positive, missing, until) only consider lines holding one of
+   those key values when they are searchable (``prefilter.gate_clause``) and, after parsing,
+   only events with one of those keys: a partial of another key never completes, since a
+   completed sequence has an event of its key at every positive stage, and missing stages and
+   ``until`` only act on the partials of their own key. A pivot that never matches leaves
+   none of the rule's other stages to read.
 3. Other inputs (.gz, .evtx, .zip, JSON arrays) are read by the reference readers, a process
    per file, with the same exact stage filter; they also feed the key sets of step 2.
 
@@ -34,14 +41,30 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from vigil.backends.prefilter import Clause, Cnf, LineFilter, gate_clause, query_cnfs
+from vigil.backends.evtx_gate import EvtxGate
+from vigil.backends.fieldcheck import (
+    FieldCache,
+    FieldCnf,
+    StageCheck,
+    build_checks,
+    query_field_cnfs,
+)
+from vigil.backends.prefilter import (
+    Atom,
+    Clause,
+    Cnf,
+    LineFilter,
+    atom_frequencies,
+    gate_clause,
+    query_cnfs,
+)
 from vigil.detect.indices import IndexSelector, index_of
 from vigil.detect.run import DetectOptions, DetectResult, ecs_schema, run_detection
 from vigil.eql import ast
@@ -68,6 +91,10 @@ class RulePlan:
     cnfs: list[Cnf]
     last_plan: int | None  # plan index of the last positive stage (sequences)
     key_fields: list[tuple[ast.Field, ...]]  # join keys per plan
+    field_cnfs: list[FieldCnf] = field(default_factory=list)
+    checks: list[StageCheck | None] = field(default_factory=list)  # per plan, or None
+    pivot: int | None = None  # the positive stage whose keys gate the others (sequences)
+    positive: list[int] = field(default_factory=list)  # plan indexes of positive stages
 
 
 @dataclass(slots=True)
@@ -87,9 +114,11 @@ class _Job:
     index_all: bool
     stage_of: list[tuple[int, int]] = field(default_factory=list)  # global -> (rule, plan)
     line_filter: LineFilter | None = None  # phase one: every stage, gated ones opaque-only
-    key_stages: dict[int, int] = field(default_factory=dict)  # last stage -> gated rule
+    key_stages: dict[int, int] = field(default_factory=dict)  # pivot stage -> gated rule
+    key_sets: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # phase two gates
     phase_two: LineFilter | None = None  # the gated stages, scanned for key values
     phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
+    record_gate: Callable[[str, int], bool] | None = None  # EVTX record types worth parsing
 
 
 _JOB: _Job | None = None
@@ -100,21 +129,41 @@ def _job() -> _Job:
     return _JOB
 
 
-def plan_rules(rules: Sequence[Rule]) -> list[RulePlan]:
-    """Each rule compiled as ``run_detection`` compiles it, with its stage literals."""
+def plan_rules(rules: Sequence[Rule], sample: bytes = b"") -> list[RulePlan]:
+    """Each rule compiled as ``run_detection`` compiles it, with its stage literals, the
+    field checks of its stages and, for a sequence, its pivot: the positive stage whose
+    literals hit the fewest lines of ``sample`` (the last one when none is known better)."""
     plans = []
     for rule in rules:
         timestamp_field = rule.timestamp_field or "@timestamp"
         schema = ecs_schema(timestamp_field)
         resolver = SchemaResolver(None, timestamp_field, default=schema)
-        compiled = Compiled(rule.eql, resolver, rule.event_category_override or "event.category")
+        category_field = rule.event_category_override or "event.category"
+        compiled = Compiled(rule.eql, resolver, category_field)
         body = rule.eql.body
         last_plan: int | None = None
+        positive: list[int] = []
         if isinstance(body, ast.Sequence):
             positive = [i for i, stage in enumerate(body.stages) if not stage.missing]
             last_plan = positive[-1] if positive else None
         plans.append(RulePlan(rule, compiled, IndexSelector(rule.index), query_cnfs(rule.eql, schema),
-                              last_plan, [keys for _q, keys in compiled.stage_nodes]))
+                              last_plan, [keys for _q, keys in compiled.stage_nodes],
+                              query_field_cnfs(rule.eql, schema, category_field),
+                              positive=positive))
+    frequency = atom_frequencies((a for p in plans for cnf in p.cnfs for c in cnf for a in c), sample)
+    lines = max(1, sample.count(b"\n"))
+
+    def hits(atoms: Iterable[Atom]) -> float:
+        return sum(frequency.get(a, lines) for a in atoms)
+
+    for plan in plans:
+        plan.checks = build_checks(plan.field_cnfs, plan.compiled.schemas.default)
+        if plan.compiled.schemas.per_index:
+            plan.checks = [None] * len(plan.checks)  # one schema per rule here; be safe
+        if plan.positive:
+            # Fewest expected matches first; later stages win ties (the last one by default).
+            plan.pivot = min(reversed(plan.positive), key=lambda i: min(
+                (hits(c) for c in plan.cnfs[i]), default=float(lines + 1)))
     return plans
 
 
@@ -231,11 +280,9 @@ def _scan(work: _Range) -> _RangeResult:
             event = finish(event, "")
             if event is None:
                 continue
-            matching = _matching_rules(job, event, stages, stage_of)
+            matching = _judge(job, event, stages, stage_of, result.keys if first else None)
             if matching:
                 result.kept.append((offset + start, raw, matching))
-                if first and job.key_stages:
-                    _collect_keys(job, event, stages, result.keys)
         if first:  # line counts are for the stats, which phase one reports
             lines += count + (0 if block.endswith(b"\n") else 1)
         result.size += len(block)
@@ -275,17 +322,44 @@ def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
     return suspects
 
 
-def _collect_keys(job: _Job, event: dict[str, Any], stages: Sequence[int],
-                  into: dict[int, set[tuple[Any, ...]]]) -> None:
-    """Join keys of the event under the last stage of each gated sequence it matches."""
+def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
+           stage_of: Sequence[tuple[int, int]],
+           keys: dict[int, set[tuple[Any, ...]]] | None) -> frozenset[int]:
+    """The rules with a candidate stage the event matches (index patterns permitting), as
+    ``_matching_rules`` finds them, faster: a stage's field check (a necessary condition,
+    with field values shared by all stages) runs before its predicate, and in phase two
+    (``keys`` None) a gated stage first needs a join key of the rule's pivot matches. In
+    phase one (``keys`` given) the keys of pivot-stage matches are collected."""
+    index: str | None = None
+    index_known = False
+    found: set[int] = set()
+    cache = FieldCache(event)
+    key_stages = job.key_stages if keys is not None else None
+    key_sets = job.key_sets if keys is None else None
     for stage in stages:
-        rule_no = job.key_stages.get(stage)
-        if rule_no is None:
+        rule_no, plan_no = stage_of[stage]
+        pivot = key_stages is not None and stage in key_stages
+        if rule_no in found and not pivot:
             continue
-        plan_no = job.stage_of[stage][1]
-        stage_plan = job.plans[rule_no].compiled.plans(event)[plan_no]
+        plan = job.plans[rule_no]
+        if not job.index_all:
+            if not index_known:
+                index, index_known = index_of(event), True
+            if not plan.selector.accepts(index):
+                continue
+        check = plan.checks[plan_no]
+        if check is not None and not check(cache):
+            continue
+        stage_plan = plan.compiled.plans(event)[plan_no]
+        gate = key_sets.get(rule_no) if key_sets is not None else None
+        if gate is not None and gate.isdisjoint(stage_plan.keys(event)):
+            continue  # its partials never complete (see prefilter: the key gate)
         if stage_plan.matches(event):
-            into.setdefault(rule_no, set()).update(stage_plan.keys(event))
+            found.add(rule_no)
+            if pivot:
+                assert keys is not None
+                keys.setdefault(rule_no, set()).update(stage_plan.keys(event))
+    return frozenset(found)
 
 
 # ------------------------------------------------------------------ the run
@@ -347,29 +421,35 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     global _JOB
     fast = FastStats()
     workers = workers or os.cpu_count() or 1
-    plans = plan_rules(rules)
+    files = list(iter_input_files(paths, stats))
+    plain = [p for p in files if _is_plain(p)]
+    other = [p for p in files if p not in plain]
+    sample = _sample(plain)
+    plans = plan_rules(rules, sample)
     job = _Job(plans, read_options, options.index_all)
+    if any(p.name.lower().endswith(".evtx") for p in other):
+        # EVTX records of a type no stage can match are skipped before parsing; _keep would
+        # drop them after mapping (evtx_gate's docstring has the argument).
+        job.record_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
+                                   index_all=options.index_all,
+                                   logon_id=read_options.logon_id).relevant
     cnfs: list[Cnf] = []
     for rule_no, plan in enumerate(plans):
         for plan_no, cnf in enumerate(plan.cnfs):
             job.stage_of.append((rule_no, plan_no))
             cnfs.append(cnf)
-    files = list(iter_input_files(paths, stats))
-    plain = [p for p in files if _is_plain(p)]
-    other = [p for p in files if p not in plain]
-    # Gate sequences whose last stage has literals (else finding its keys parses everything).
-    gated = [n for n, p in enumerate(plans) if gate and p.last_plan is not None
-             and p.cnfs[p.last_plan] and len(p.cnfs) > 1]
-    gated_stages: dict[int, int] = {}  # global stage -> rule, for the non-final stages
+    # Gate every sequence on the keys of its pivot stage (the rarest-looking positive one).
+    gated = [n for n, p in enumerate(plans) if gate and p.pivot is not None and len(p.cnfs) > 1]
+    gated_stages: dict[int, int] = {}  # global stage -> rule, for the non-pivot stages
     phase_one = list(cnfs)
     for global_no, (rule_no, plan_no) in enumerate(job.stage_of):
         if rule_no in gated:
-            if plan_no == plans[rule_no].last_plan:
+            if plan_no == plans[rule_no].pivot:
                 job.key_stages[global_no] = rule_no
             else:
                 gated_stages[global_no] = rule_no
                 phase_one[global_no] = (frozenset(),)  # phase two looks for these
-    job.line_filter = LineFilter(phase_one, sample=_sample(plain))
+    job.line_filter = LineFilter(phase_one, sample=sample)
     _JOB = job
     context = multiprocessing.get_context("fork")
     per_file: dict[Path, list[dict[str, Any]]] = {}
@@ -385,14 +465,14 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 for event in read:
                     for n in gated:
                         plan = plans[n]
-                        stage_plan = plan.compiled.plans(event)[plan.last_plan]  # type: ignore[index]
+                        stage_plan = plan.compiled.plans(event)[plan.pivot]  # type: ignore[index]
                         if stage_plan.matches(event):
                             keys[n].update(stage_plan.keys(event))
             _trace("other inputs read")
             for path in plain:
                 stats.files += 1
                 lines_before = 0
-                for scanned in pool.imap(_scan, _ranges(path, 1, workers)):
+                for scanned in pool.imap(_scan, _ranges(path, 1, workers * 4)):
                     _account(stats, str(path), scanned, lines_before)
                     lines_before += scanned.lines
                     fast.lines_parsed += scanned.parsed
@@ -403,6 +483,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             _trace("phase one")
         phase_two: list[Cnf] = []
         anchors: list[Clause | None] = []
+        job.key_sets = keys
         for global_no, rule_no in gated_stages.items():
             clause = _gate(plans[rule_no], keys[rule_no])
             job.phase_two_stages.append(job.stage_of[global_no])
@@ -418,7 +499,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             job.phase_two = LineFilter(phase_two, anchors, opaque=False)
             with context.Pool(workers) as pool:  # forked now: the workers see phase two
                 for path in plain:
-                    for scanned in pool.imap(_scan, _ranges(path, 2, workers)):
+                    for scanned in pool.imap(_scan, _ranges(path, 2, workers * 4)):
                         fast.lines_parsed += scanned.parsed
                         _merge(kept[path], scanned.kept)
             _trace("phase two")
@@ -471,7 +552,7 @@ def _sample(paths: Sequence[Path]) -> bytes:
 
 def _read_other(path: str) -> tuple[bytes, ReadStats]:
     job = _job()
-    return read_file_whole(Path(path), job.options, _keep)
+    return read_file_whole(Path(path), job.options, _keep, job.record_gate)
 
 
 def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: int) -> None:

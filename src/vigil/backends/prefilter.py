@@ -56,6 +56,7 @@ _VERBATIM = frozenset(chr(c) for c in range(0x20, 0x7F)) - {'"', "\\", "/"}
 _NUMERIC = frozenset("0123456789.+-eEinfinityINFINITYNaN")
 SEPARATE_SCANS = 6  # anchors scanned one literal at a time below this count
 MIN_ATOM = 3  # shorter atoms filter nothing and cost a search
+MEMO_SIZE = 1 << 16  # atom sets remembered by LineFilter.line_stages
 
 # Opaque lines: escapes that may hide any character, non-ASCII text, NXLog documents that the
 # reader maps to ECS (their ECS values are not in the line).
@@ -200,6 +201,13 @@ def _frequencies(atoms: list[Atom], sample: bytes) -> list[int] | None:
     return counts
 
 
+def atom_frequencies(atoms: Iterable[Atom], sample: bytes) -> dict[Atom, int]:
+    """How many of the first lines of ``sample`` hold each atom (empty without a sample)."""
+    listed = list(dict.fromkeys(atoms))
+    counts = _frequencies(listed, sample)
+    return {} if counts is None else dict(zip(listed, counts, strict=True))
+
+
 def _alternation(clause: Clause) -> bytes:
     atoms = sorted(clause, key=lambda a: (-len(a.text), a.text))
     return b"|".join(a.pattern() for a in atoms)
@@ -295,6 +303,7 @@ class LineFilter:
             atom_set.Compile()
             self.atom_set = atom_set
         self.all_stages = list(range(len(stages)))
+        self._memo: dict[frozenset[int], list[int]] = {}
         # Per anchor atom, the stages anchored on it: a line is checked against those only.
         self.by_anchor: dict[int, list[int]] = {}
         for number, clause in enumerate(self.anchor_of):
@@ -310,12 +319,20 @@ class LineFilter:
         if self.check_opaque and self.opaque.search(line) is not None:
             return self.all_stages
         present = frozenset(self.atom_set.Match(line) or ()) if self.atom_set is not None else frozenset()
+        # The answer depends on the atoms present only: lines of one shape share it.
+        known = self._memo.get(present)
+        if known is not None:
+            return known
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
         stages = set(self.always)
         for atom in present:
             stages.update(self.by_anchor.get(atom, ()))
         ids = self.stage_ids
-        return [i for i in sorted(stages)
-                if all(not clause.isdisjoint(present) for clause in ids[i])]
+        found = [i for i in sorted(stages)
+                 if all(not clause.isdisjoint(present) for clause in ids[i])]
+        self._memo[present] = found
+        return found
 
     def candidates(self, block: bytes, extra: Iterable[int] = ()
                    ) -> Iterator[tuple[int, int, list[int]]]:

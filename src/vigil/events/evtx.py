@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,23 @@ MAX_CONSECUTIVE_ERRORS = 10_000
 _BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\Z")
 _CHUNK_ERROR = re.compile(r"Failed to parse chunk number (\d{1,12})")
 _RECORD_ERROR = re.compile(r"Failed to parse record number (\d{1,20})")
+
+# A record gate: may a record of this (provider name, event id) matter to the caller? Records
+# it rejects are counted as read but never parsed (see ``_skippable``).
+RecordGate = Callable[[str, int], bool]
+
+# How the evtx crate's JSON of a record begins; the record type is read from the text between
+# the provider name and the TimeCreated key.
+_HEAD = ('{"Event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/'
+         'event"},"System":{"Provider":{"#attributes":{"Name":"')
+_HEAD_END = len(_HEAD)
+_TIME = ',"TimeCreated":{"#attributes":{"SystemTime":"'
+_TIME_LEN = len(_TIME)
+_QUALIFIED = '{"#attributes":{"Qualifiers":'
+# orjson refuses nesting 1024 deep: that takes 1024 opening and as many closing brackets, so
+# a shorter record cannot, nor a record with fewer opening brackets.
+_DEPTH_LIMIT = 1000
+_SHALLOW = 2 * _DEPTH_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +156,8 @@ def _reason(message: str) -> str:
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:  # the common case first
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -185,8 +204,12 @@ def event_data_of(section: Any) -> dict[str, str]:
         if key in ("Data", "#text"):
             params.extend(_unnamed(value))
             continue
-        text = data_text(value)
-        if text is not None and key not in out:
+        if type(value) is str:  # data_text's common case, inline
+            named = (value.replace("\r\n", "\n") if "\r" in value else value) if value else None
+        else:
+            named = data_text(value)
+        if named is not None and key not in out:
+            text = named
             if len(text) == 36 and _BARE_GUID.match(text):
                 text = "{" + text + "}"  # typed GUIDs: Windows renders them in braces
             out[key] = text
@@ -256,13 +279,69 @@ def winevent_of(record: dict[str, Any]) -> WinEvent | str:
     )
 
 
-def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions) -> Iterator[dict[str, Any]]:
-    """ECS events of one EVTX file; damage is counted in ``stats``, never raised."""
-    yield from _read(path, stats, options, threads=0)
+def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions,
+                   gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
+    """ECS events of one EVTX file; damage is counted in ``stats``, never raised.
+
+    ``gate``: records whose type it rejects are skipped unparsed and unmapped, and counted in
+    ``stats.events`` here (they are read, but not yielded); only records that would map
+    without error are ever skipped, so bad records are reported exactly as without a gate.
+    """
+    yield from _read(path, stats, options, threads=0 if gate is None else 1, gate=gate)
+
+
+def record_type(head: str) -> tuple[str, int] | None:
+    """(provider name, event id) of a record whose JSON is ``_HEAD + head + _TIME + ...``,
+    exactly as ``winevent_of`` would take them, or None unless the text is in the one plain
+    layout checked here (the caller then parses the record).
+
+    The crate writes valid JSON without duplicate keys, so: the text after ``_HEAD`` is the
+    Name attribute of System/Provider (a string without escapes, non-empty, so it is the
+    provider name); Provider holds at most a Guid besides; EventID is System's next key, a
+    number, a string of digits, or ``{"#attributes":{"Qualifiers":N},"#text":N}``; between
+    its value and ``_TIME`` there is no brace at all, so no object opens or closes and that
+    TimeCreated key is System's own."""
+    quote = head.find('"')
+    if quote <= 0 or "\\" in head[:quote]:
+        return None
+    provider = head[:quote]
+    rest = head[quote:]
+    if rest.startswith('","Guid":"'):
+        end = rest.find('"', 10)
+        if end < 0 or "\\" in rest[10:end]:
+            return None
+        rest = rest[end:]
+    if not rest.startswith('"}},"EventID":'):
+        return None
+    value = rest[14:]
+    if value.startswith(_QUALIFIED):
+        qualifiers_end = value.find("},", len(_QUALIFIED))
+        if qualifiers_end < 0 or not _digits(value[len(_QUALIFIED):qualifiers_end]) or \
+                not value.startswith(',"#text":', qualifiers_end + 1):
+            return None
+        start = qualifiers_end + 10
+        end = value.find("}", start)
+        token = value[start:end] if end > 0 else ""
+        tail = value[end + 1:]
+    elif value.startswith('"'):
+        end = value.find('"', 1)
+        token = value[1:end] if end > 0 else ""
+        tail = value[end + 1:]
+    else:
+        end = value.find(",")
+        token = value if end < 0 else value[:end]
+        tail = "" if end < 0 else value[end:]
+    if not _digits(token) or (tail and not tail.startswith(",")) or "{" in tail or "}" in tail:
+        return None
+    return provider, int(token)
+
+
+def _digits(text: str) -> bool:
+    return 0 < len(text) < 10 and text.isascii() and text.isdigit()
 
 
 def _read(path: Path, stats: ReadStats, options: ReadOptions,
-          threads: int) -> Iterator[dict[str, Any]]:
+          threads: int, gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
     import evtx  # deferred: only EVTX input needs the native parser
 
     name = str(path)
@@ -281,6 +360,7 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
         return
     last_good: int | None = None
     errors_in_a_row = 0
+    verdicts: dict[str, bool] = {}  # text between _HEAD and _TIME -> may be skipped
     while True:
         try:
             item = next(records)
@@ -300,6 +380,25 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
         number = item.get("event_record_id")
         if isinstance(number, int):
             last_good = number
+        if gate is not None:
+            data = item.get("data")
+            # A skipped record must be one that maps without error: an object with a
+            # System whose EventID is a number and whose TimeCreated/SystemTime is a
+            # non-empty string, and JSON that orjson accepts (the crate writes valid JSON;
+            # orjson's only extra limit is nesting depth).
+            if type(data) is str and data.startswith(_HEAD):
+                at = data.find(_TIME, _HEAD_END)
+                if at > 0:
+                    head = data[_HEAD_END:at]
+                    skip = verdicts.get(head)
+                    if skip is None:
+                        kind = record_type(head)
+                        skip = verdicts[head] = kind is not None and not gate(*kind)
+                    if skip and data[at + _TIME_LEN:at + _TIME_LEN + 1] not in ('"', "") and (
+                            len(data) < _SHALLOW
+                            or data.count("{") + data.count("[") < _DEPTH_LIMIT):
+                        stats.events += 1
+                        continue
         try:
             parsed = winevent_of(orjson.loads(item["data"]))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

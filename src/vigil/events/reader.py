@@ -85,6 +85,7 @@ def iter_input_files(paths: Iterable[Path], stats: ReadStats | None = None) -> I
 
 
 EventFilter = Callable[[dict[str, Any]], bool]
+RecordGate = Callable[[str, int], bool]  # (provider name, event id) -> worth parsing
 
 
 def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | None = None,
@@ -110,7 +111,8 @@ def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | 
                 yield event
 
 
-def _read_one(path: Path, stats: ReadStats, options: ReadOptions) -> Iterator[dict[str, Any]]:
+def _read_one(path: Path, stats: ReadStats, options: ReadOptions,
+              gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
     reader = reader_for(path)
     if reader is None:
         stats.bad(str(path), "", "unknown kind of file (expected .evtx, .ndjson, .jsonl, "
@@ -118,8 +120,14 @@ def _read_one(path: Path, stats: ReadStats, options: ReadOptions) -> Iterator[di
         stats.files_failed += 1
         return
     stats.files += 1
+    if gate is not None and path.name.lower().endswith(".evtx"):
+        from vigil.events.evtx import read_evtx_file
+
+        events = read_evtx_file(path, stats, options, gate)
+    else:
+        events = reader(path, stats, options)
     try:
-        for event in reader(path, stats, options):
+        for event in events:
             stats.events += 1
             yield event
     except OSError as exc:
@@ -127,12 +135,16 @@ def _read_one(path: Path, stats: ReadStats, options: ReadOptions) -> Iterator[di
         stats.files_failed += 1
 
 
-def read_file_whole(path: Path, options: ReadOptions,
-                    keep: EventFilter | None = None) -> tuple[bytes, ReadStats]:
+def read_file_whole(path: Path, options: ReadOptions, keep: EventFilter | None = None,
+                    gate: RecordGate | None = None) -> tuple[bytes, ReadStats]:
     """The (kept) events of one file as one JSON array, and its stats: the unit of work of a
-    reading process (orjson bytes cross the process boundary faster than pickled dicts)."""
+    reading process (orjson bytes cross the process boundary faster than pickled dicts).
+
+    ``gate``: for EVTX files, the record types worth parsing (``read_evtx_file``); records
+    of other types are counted but never parsed, so ``keep`` must reject all of them."""
     stats = ReadStats()
-    events = [event for event in _read_one(path, stats, options) if keep is None or keep(event)]
+    events = [event for event in _read_one(path, stats, options, gate)
+              if keep is None or keep(event)]
     return orjson.dumps(events), stats
 
 

@@ -727,6 +727,18 @@ _KNOWN_STEPS = {name for name, _ in STEPS if name}
 assert all(spec.steps <= _KNOWN_STEPS for spec in EVENTS.values()), "unknown step in _TABLE"
 
 
+_STEP_LISTS: dict[frozenset[str], tuple[Step, ...]] = {}
+
+
+def _steps_of(spec: EventSpec) -> tuple[Step, ...]:
+    """The steps that run for ``spec``, in pipeline order (computed once per step set)."""
+    steps = _STEP_LISTS.get(spec.steps)
+    if steps is None:
+        steps = _STEP_LISTS[spec.steps] = tuple(
+            step for name, step in STEPS if name is None or name in spec.steps)
+    return steps
+
+
 def apply_security_pipeline(doc: Doc) -> None:
     """Enrich ``doc`` (a base document of a Security-channel event) in place."""
     event = doc["event"]
@@ -741,10 +753,8 @@ def apply_security_pipeline(doc: Doc) -> None:
     data = winlog.get("event_data")
     if not isinstance(data, dict):
         data = {}
-    steps = spec.steps
-    for name, step in STEPS:
-        if name is None or name in steps:
-            step(doc, winlog, data, code)
+    for step in _steps_of(spec):
+        step(doc, winlog, data, code)
     if code in ("4698", "4699", "4700", "4701", "4702") and data.get("TaskName"):
         _sub(winlog, "scheduled_task")["name"] = data["TaskName"]
     finish_security(doc, winlog, data)

@@ -1,0 +1,277 @@
+"""Which EVTX record types can a rule match? Decided from the provider and the event id
+alone, before the record is parsed or mapped to ECS.
+
+The ECS mapping (``vigil.events.ecs.to_ecs``) writes some fields from tables only: what it
+puts in ``TABLE_FIELDS`` depends on the record's channel, provider and event id (and, for
+``event.action``, on its task), never on EventData, UserData, keywords, level or the other
+System values. Per (provider, event id) and per *channel class* (the channels the mapping
+treats alike: Security, System, ..., "any other channel"), the real mapping is run on a few
+probe records that share those three values and differ in everything else; a table field is
+*known* when every probe gives it the same value (or leaves it out in every probe), and
+every other field is *unknown*.
+
+Each stage of each rule (every stage the engine compiles: positive, missing ``![...]`` and
+``until`` stages) is then evaluated in three-valued logic: its category test and every leaf
+of its condition whose fields are all known are evaluated exactly as the reference does
+(``FilterCompiler.predicate`` on a document holding just those fields, which those
+predicates read the same way in the full document), any other leaf is unknown; ``and`` is
+false when one operand is, ``or`` when all are, ``not`` flips definite values. A record type
+is *relevant* when, for some channel class, some stage of some rule whose index patterns
+accept that class's index is not definitely false. An irrelevant record could not match any
+stage once mapped, so the fast path's exact stage filter would drop it anyway: skipping it
+unparsed changes nothing but the time spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.detect.indices import IndexSelector
+from vigil.eql import ast
+from vigil.eql.compiler import FilterCompiler
+from vigil.eql.engine import Compiled
+from vigil.eql.schema import Schema
+from vigil.events.ecs import to_ecs
+from vigil.events.records import LogonIdMode
+from vigil.events.winlog import AUDIT_FAILURE, AUDIT_SUCCESS, WinEvent
+
+__all__ = ["CHANNEL_CLASSES", "MISSING", "TABLE_FIELDS", "EvtxGate", "known_fields",
+           "stage_verdict"]
+
+# Fields the mapping derives from (channel, provider, event id[, task]) only: to_ecs and
+# base_document write them from those values and constants; the security pipeline writes
+# event.category/type/action from its per-event-id table, before and independently of its
+# EventData steps (which write other fields). Probing (known_fields) confirms it per type.
+TABLE_FIELDS: tuple[str, ...] = (
+    "_index", "data_stream.type", "data_stream.dataset", "data_stream.namespace",
+    "event.dataset", "event.module", "event.code", "event.kind", "event.provider",
+    "event.category", "event.type", "event.action", "winlog.channel", "winlog.event_id",
+    "winlog.provider_name", "winlog.api", "host.os.type", "host.os.family", "ecs.version",
+)
+
+# Channels the mapping treats alike, each as two spellings it must not tell apart (a class
+# where winlog.channel differs between them leaves that field unknown). "Other" stands for
+# every channel without a data stream of its own: windows.forwarded, no security pipeline.
+CHANNEL_CLASSES: tuple[tuple[str, str], ...] = (
+    ("Security", "SECURITY"),
+    ("System", "system"),
+    ("Application", "APPLICATION"),
+    ("Microsoft-Windows-Sysmon/Operational", "microsoft-windows-sysmon/operational"),
+    ("Windows PowerShell", "windows powershell"),
+    ("Microsoft-Windows-PowerShell/Operational", "microsoft-windows-powershell/operational"),
+    ("ForwardedEvents", "Microsoft-Windows-Vigil-Probe/Operational"),
+)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()  # a known field that the mapping leaves out
+
+Tri = bool | None  # True, False, or unknown
+
+# EventData names the security pipeline reads, with two different values each.
+_DATA_NAMES = (
+    "LogonType", "NewUacValue", "UserAccountControl", "TicketOptions", "TicketEncryptionType",
+    "Status", "SubStatus", "ServiceName", "ServiceType", "ServiceFileName", "FailureReason",
+    "AccountName", "AccountDomain", "ClientAddress", "ClientName", "LogonID", "TargetUserSid",
+    "TargetSid", "TargetUserName", "TargetDomainName", "MemberName", "TargetLogonId",
+    "SubjectUserSid", "SubjectUserName", "SubjectDomainName", "SubjectLogonId", "ProcessId",
+    "ProcessName", "IpAddress", "IpPort", "WorkstationName", "DestAddress", "SourceAddress",
+    "DestPort", "SourcePort", "Protocol", "Application", "NewProcessId", "NewProcessName",
+    "ParentProcessName", "CommandLine", "PrivilegeList", "OldTargetUserName",
+    "NewTargetUserName", "RelativeTargetName", "ShareLocalPath", "ShareName", "TaskName",
+    "EventID", "Channel", "Category", "Action",
+)
+_DATA_A = {name: "3" for name in _DATA_NAMES} | {
+    "IpAddress": "10.0.0.1", "ClientAddress": "LOCAL", "NewUacValue": "0x15",
+    "TicketOptions": "0x40810010", "ServiceType": "0x10", "Protocol": "6",
+    "MemberName": "CN=a,OU=b,DC=c,DC=d", "CommandLine": 'a "b c" d', "Status": "0xc000006d"}
+_DATA_B = {name: "-" for name in _DATA_NAMES} | {
+    "LogonType": "10", "ProcessId": "0x1f4", "NewProcessName": "C:\\x\\y.exe",
+    "Application": "\\device\\z.exe", "IpAddress": "::ffff:10.1.2.3", "Status": "0x0"}
+
+
+def _probes(channel_class: tuple[str, str], provider: str, event_id: int) -> Iterable[WinEvent]:
+    """Records of one type that differ in everything the table fields must not depend on."""
+    first, second = channel_class
+    yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "")
+    yield WinEvent("2024-06-01T12:00:00.123Z", event_id, provider, second, "probe-a",
+                   record_id=1, provider_guid="{0}", version=1, level=4, task=0, opcode=0,
+                   keywords=AUDIT_SUCCESS | 0x80000000000000, activity_id="{1}",
+                   process_id=4, thread_id=8, user_sid="S-1-5-18", event_data=dict(_DATA_A),
+                   user_data={"xml_name": "LogFileCleared", "SubjectUserName": "u",
+                              "SubjectLogonId": "0x1"})
+    yield WinEvent("2024-06-01T12:00:00.456Z", event_id, provider, first, "probe-b",
+                   record_id=2, version=2, level=2, task=12544, opcode=1,
+                   keywords=AUDIT_FAILURE, event_data=dict(_DATA_B))
+
+
+_PATHS = tuple((path, tuple(path.split("."))) for path in TABLE_FIELDS)
+
+
+def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    value: Any = doc
+    for part in parts:
+        if type(value) is not dict:
+            return MISSING
+        value = value.get(part, MISSING)
+    return value
+
+
+def known_fields(channel_class: tuple[str, str], provider: str, event_id: int,
+                 logon_id: LogonIdMode = "intended") -> dict[str, Any]:
+    """The table fields with the same value (or MISSING) in every probe of the type."""
+    docs = [to_ecs(probe, logon_id) for probe in _probes(channel_class, provider, event_id)]
+    known: dict[str, Any] = {}
+    first, *others = docs
+    for path, parts in _PATHS:
+        value = _lookup(first, parts)
+        for doc in others:
+            other = _lookup(doc, parts)
+            if other != value or type(other) is not type(value):
+                break
+        else:
+            known[path] = value
+    return known
+
+
+def _document(known: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """A document holding the named known fields (nested, as the mapping nests them)."""
+    doc: dict[str, Any] = {}
+    for name in names:
+        value = known.get(name, MISSING)
+        if value is MISSING:
+            continue
+        *parents, last = name.split(".")
+        node = doc
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return doc
+
+
+@dataclass(slots=True)
+class _Leaf:
+    names: frozenset[str]  # the fields it reads
+    predicate: Callable[[Mapping[str, Any]], bool]
+
+
+class _StageEvaluator:
+    """Three-valued evaluation of one compiled query's stages (leaves compiled once)."""
+
+    def __init__(self, compiled: Compiled, schema: Schema) -> None:
+        self.compiled = compiled
+        self.schema = schema
+        self.compiler = FilterCompiler(schema, compiled.query.text)
+        self.leaves: dict[int, _Leaf] = {}
+        self.get_category = schema.getter(compiled.category_field)
+
+    def leaf(self, node: ast.Expr) -> _Leaf:
+        found = self.leaves.get(id(node))
+        if found is None:
+            names: set[str] = set()
+            for part in ast.walk(node):
+                if isinstance(part, ast.Field) and not self.compiler.is_null_field(part):
+                    names.add(part.name)
+            found = _Leaf(frozenset(names), self.compiler.predicate(node))
+            self.leaves[id(node)] = found
+        return found
+
+    def condition(self, node: ast.Expr, known: Mapping[str, Any]) -> Tri:
+        match node:
+            case ast.And(operands=operands):
+                result: Tri = True
+                for operand in operands:
+                    value = self.condition(operand, known)
+                    if value is False:
+                        return False
+                    if value is None:
+                        result = None
+                return result
+            case ast.Or(operands=operands):
+                result = False
+                for operand in operands:
+                    value = self.condition(operand, known)
+                    if value is True:
+                        return True
+                    if value is None:
+                        result = None
+                return result
+            case ast.Not(operand=operand):
+                value = self.condition(operand, known)
+                return None if value is None else not value
+        leaf = self.leaf(node)
+        if not leaf.names <= known.keys():
+            return None
+        try:
+            return bool(leaf.predicate(_document(known, leaf.names)))
+        except Exception:  # whatever the reference would do with it: not decided here
+            return None
+
+    def stage(self, query: ast.EventQuery, known: Mapping[str, Any]) -> Tri:
+        category_known: Tri = True
+        if query.category is not None:
+            field = self.compiled.category_field
+            if field in known:
+                value = self.get_category(_document(known, (field,)))
+                if value != query.category and not (isinstance(value, list)
+                                                     and query.category in value):
+                    return False
+            else:
+                category_known = None
+        verdict = self.condition(query.condition, known)
+        if verdict is False:
+            return False
+        return True if verdict is True and category_known else None
+
+
+def stage_verdict(compiled: Compiled, query: ast.EventQuery, known: Mapping[str, Any]) -> Tri:
+    """Does an event whose known fields are ``known`` match ``query`` (a stage of
+    ``compiled``)? True/False when the known fields decide it, None otherwise."""
+    skeleton = _document(known, known.keys())
+    return _StageEvaluator(compiled, compiled.schemas.for_event(skeleton)).stage(query, known)
+
+
+class EvtxGate:
+    """``relevant(provider, event_id)``: may a record of that type match a stage of one of
+    the rules (compiled queries with their index selectors), whatever its channel?"""
+
+    def __init__(self, rules: Sequence[tuple[Compiled, IndexSelector]], *,
+                 index_all: bool = False, logon_id: LogonIdMode = "intended") -> None:
+        self.rules = list(rules)
+        self.index_all = index_all
+        self.logon_id = logon_id
+        self._evaluators: dict[tuple[int, int], _StageEvaluator] = {}
+        self._cache: dict[tuple[str, int], bool] = {}
+
+    def relevant(self, provider: str, event_id: int) -> bool:
+        key = (provider, event_id)
+        verdict = self._cache.get(key)
+        if verdict is None:
+            verdict = any(self.relevant_in(channel_class, provider, event_id)
+                          for channel_class in CHANNEL_CLASSES)
+            self._cache[key] = verdict
+        return verdict
+
+    def relevant_in(self, channel_class: tuple[str, str], provider: str, event_id: int) -> bool:
+        known = known_fields(channel_class, provider, event_id, self.logon_id)
+        skeleton = _document(known, known.keys())
+        index = known.get("_index", MISSING)
+        for number, (compiled, selector) in enumerate(self.rules):
+            if not self.index_all and not (index is MISSING or not isinstance(index, str)
+                                           or selector.accepts(index)):
+                continue
+            schema = compiled.schemas.for_event(skeleton)
+            evaluator = self._evaluators.get((number, id(schema)))
+            if evaluator is None:
+                evaluator = self._evaluators[(number, id(schema))] = _StageEvaluator(compiled,
+                                                                                     schema)
+            for query, _keys in compiled.stage_nodes:
+                if evaluator.stage(query, known) is not False:
+                    return True
+        return False

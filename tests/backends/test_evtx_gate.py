@@ -1,0 +1,253 @@
+"""The EVTX record gate: skipping record types no stage can match changes no alert, no count
+and no bad-record report; the abstract evaluator decides only on table-determined fields."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import evtx
+import orjson
+import pytest
+
+from tests.conftest import shared_dir
+from vigil.backends import fast
+from vigil.backends.evtx_gate import (
+    CHANNEL_CLASSES,
+    MISSING,
+    TABLE_FIELDS,
+    EvtxGate,
+    known_fields,
+    stage_verdict,
+)
+from vigil.detect.indices import IndexSelector
+from vigil.detect.run import DetectOptions, ecs_schema, run_detection
+from vigil.eql.engine import Compiled, SchemaResolver
+from vigil.eql.parser import parse
+from vigil.events import ReadOptions, ReadStats, read_events
+from vigil.events.ecs import to_ecs
+from vigil.events.evtx import _HEAD, _TIME, record_type, winevent_of
+from vigil.rules import bundled_rules, load_rules
+from vigil.rules.model import Rule
+
+NOW = "2024-06-01T00:00:00.000Z"
+SECURITY = CHANNEL_CLASSES[0]
+AUDITING = "Microsoft-Windows-Security-Auditing"
+
+
+def _compiled(text: str) -> Compiled:
+    schema = ecs_schema()
+    return Compiled(parse(text), SchemaResolver(None, "@timestamp", default=schema),
+                    "event.category")
+
+
+def _verdicts(text: str, channel_class: tuple[str, str], provider: str,
+              event_id: int) -> list[bool | None]:
+    compiled = _compiled(text)
+    known = known_fields(channel_class, provider, event_id)
+    return [stage_verdict(compiled, query, known) for query, _keys in compiled.stage_nodes]
+
+
+def _gate(text: str, index: tuple[str, ...] = ()) -> EvtxGate:
+    return EvtxGate([(_compiled(text), IndexSelector(index))])
+
+
+# ------------------------------------------------------------------ the abstract evaluator
+
+
+def test_table_fields_are_known_and_event_data_fields_are_not() -> None:
+    known = known_fields(SECURITY, AUDITING, 4624)
+    assert known["event.action"] == "logged-in"
+    assert known["event.category"] == ["authentication"]
+    assert known["winlog.channel"] == "Security"
+    assert known["_index"] == "logs-system.security-default"
+    assert "winlog.logon.type" not in known and "event.outcome" not in known
+    # Outside the pipeline's table, event.action is the task name: not known from the id.
+    assert "event.action" not in known_fields(SECURITY, AUDITING, 4999)
+    assert "event.action" not in known_fields(CHANNEL_CLASSES[1], "Service Control Manager",
+                                              7045)
+    # A field the mapping never writes for the type is known to be missing.
+    assert known_fields(CHANNEL_CLASSES[1], "Service Control Manager",
+                        7045)["event.category"] is MISSING
+    # Channels spelt differently keep winlog.channel unknown unless the mapping canonicalises.
+    assert "winlog.channel" not in known_fields(CHANNEL_CLASSES[-1], "X", 1)
+
+
+def test_logged_in_is_relevant_for_4624_not_for_4697() -> None:
+    query = 'authentication where event.action == "logged-in"'
+    assert _verdicts(query, SECURITY, AUDITING, 4624) == [True]
+    assert _verdicts(query, SECURITY, AUDITING, 4697) == [False]
+    gate = _gate(query)
+    assert gate.relevant(AUDITING, 4624)
+    assert not gate.relevant(AUDITING, 4697)
+    assert not gate.relevant("Service Control Manager", 7045)
+
+
+def test_unknown_fields_never_decide() -> None:
+    query = 'process where process.name == "cmd.exe"'
+    # The category decides against a logon, but never the unknown process.name.
+    assert _verdicts(query, SECURITY, AUDITING, 4624) == [False]
+    assert _verdicts(query, SECURITY, AUDITING, 4688) == [None]
+    gate = _gate('any where process.name == "cmd.exe"')
+    for provider, event_id in ((AUDITING, 4624), (AUDITING, 4697), ("Sysmon", 1), ("X", 7)):
+        assert gate.relevant(provider, event_id)
+    # not/or over unknowns stay unknown; a known false conjunct decides the and.
+    assert _verdicts('any where not (process.name == "a" or user.name == "b")', SECURITY,
+                     AUDITING, 4624) == [None]
+    assert _verdicts('any where event.code == "4625" and process.name == "a"', SECURITY,
+                     AUDITING, 4624) == [False]
+    assert _verdicts('any where event.code == "4625" or process.name == "a"', SECURITY,
+                     AUDITING, 4624) == [None]
+    assert _verdicts('any where not event.code : "46*"', SECURITY, AUDITING, 4624) == [False]
+
+
+def test_every_stage_counts_missing_and_until_included() -> None:
+    seq = ('sequence by host.id with maxspan=1m '
+           '[authentication where event.action == "logged-in"] '
+           '![iam where event.action == "service-installed"] '
+           '[process where event.code == "4688"] '
+           'until [process where event.code == "4689"]')
+    assert _verdicts(seq, SECURITY, AUDITING, 4697) == [False, True, False, False]
+    assert _verdicts(seq, SECURITY, AUDITING, 4689) == [False, False, False, True]
+    gate = _gate(seq)
+    assert gate.relevant(AUDITING, 4697) and gate.relevant(AUDITING, 4689)
+    assert not gate.relevant(AUDITING, 4625)
+
+
+def test_index_patterns_select_channel_classes() -> None:
+    query = 'any where event.code == "1"'
+    assert _gate(query, ("logs-windows.sysmon_operational-*",)).relevant(
+        "Microsoft-Windows-Sysmon", 1)
+    assert not _gate(query, ("logs-endpoint.events.*",)).relevant("Microsoft-Windows-Sysmon", 1)
+    assert not _gate(query, ("logs-system.security*",)).relevant(AUDITING, 2)
+
+
+# ------------------------------------------------------------------ raw record types
+
+
+def _data(system_tail: str) -> str:
+    return _HEAD + system_tail
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    ('Microsoft-Windows-Security-Auditing","Guid":"5484"}},"EventID":4624,"Version":2',
+     (AUDITING, 4624)),
+    ('Service Control Manager","Guid":"{555}","EventSourceName":"x"}},"EventID":7045', None),
+    ('Service Control Manager"}},"EventID":{"#attributes":{"Qualifiers":16384},"#text":7045},'
+     '"Level":4', ("Service Control Manager", 7045)),
+    ('P"}},"EventID":"4624","Level":"0"', ("P", 4624)),
+    ('P"}},"EventID":"0x10"', None),
+    ('P"}},"EventID":4624.0', None),
+    ('P"}},"EventID":null', None),
+    ('"}},"EventID":4624', None),  # empty Name: EventSourceName would be used
+    ('P\\"Q"}},"EventID":1', None),  # escapes: read by the parser
+    ('P"}},"EventID":1,"Execution":{"#attributes":{"ProcessID":4}}', None),  # nested
+    ('P"}},"EventID":1}', None),  # System closed before TimeCreated
+])
+def test_record_type(head: str, expected: tuple[str, int] | None) -> None:
+    assert record_type(head) == expected
+
+
+@cache
+def _sample_records() -> tuple[str, ...]:
+    records = []
+    for path in sorted((shared_dir() / "samples").rglob("*.evtx")):
+        items = evtx.PyEvtxParser(str(path)).records_json()
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except (RuntimeError, OSError):
+                continue
+            records.append(item["data"])
+    return tuple(records)
+
+
+def test_record_type_and_known_fields_agree_with_the_mapping() -> None:
+    """On every sample record: the type read from the text is the parsed one, and every
+    known table field has the value the real mapping gives."""
+    typed = 0
+    cache_: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for data in _sample_records():
+        parsed = winevent_of(orjson.loads(data))
+        if not data.startswith(_HEAD) or _TIME not in data:
+            continue
+        kind = record_type(data[len(_HEAD):data.index(_TIME)])
+        if kind is None:
+            continue
+        typed += 1
+        assert not isinstance(parsed, str)
+        assert kind == (parsed.provider_name, parsed.event_id)
+        channel = parsed.channel
+        doc = to_ecs(parsed)
+        for channel_class in CHANNEL_CLASSES:
+            spellings = {c.lower() for c in channel_class}
+            if channel.lower() in spellings or (channel_class is CHANNEL_CLASSES[-1] and all(
+                    channel.lower() not in {c.lower() for c in other}
+                    for other in CHANNEL_CLASSES[:-1])):
+                break
+        key = (channel_class[0], *kind)
+        known = cache_.get(key)
+        if known is None:
+            known = cache_[key] = known_fields(channel_class, *kind)
+        for path in TABLE_FIELDS:
+            if path in known:
+                value: Any = doc
+                for part in path.split("."):
+                    value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
+                assert value == known[path], (path, kind, channel)
+    assert typed > 0.9 * len(_sample_records())
+
+
+# ------------------------------------------------------------------ fast == reference
+
+
+@cache
+def _windows_rules() -> tuple[Rule, ...]:
+    root = shared_dir() / "rules" / "elastic-prebuilt" / "rules" / "windows"
+    return tuple(r for r in load_rules([root]).rules if r.language == "eql")
+
+
+def _evtx_files() -> list[Path]:
+    return sorted((shared_dir() / "samples").rglob("*.evtx"))
+
+
+def _compare(rules: list[Rule], paths: list[Path], workers: int) -> None:
+    options = DetectOptions(now=NOW)
+    reference_stats = ReadStats()
+    expected = run_detection(rules, list(read_events(paths, reference_stats, ReadOptions())),
+                             options=options)
+    stats = ReadStats()
+    got, _fast = fast.run_fast(rules, paths, stats, ReadOptions(), options, workers=workers)
+    assert [(a.document, a.building_blocks) for a in got.alerts] == \
+        [(a.document, a.building_blocks) for a in expected.alerts]
+    assert [o.matches for o in got.outcomes] == [o.matches for o in expected.outcomes]
+    assert (stats.files, stats.events, stats.bytes, stats.files_failed) == (
+        reference_stats.files, reference_stats.events, reference_stats.bytes,
+        reference_stats.files_failed)
+    assert [str(b) for b in stats.bad_records] == [str(b) for b in reference_stats.bad_records]
+    assert stats.bad_by_reason == reference_stats.bad_by_reason
+
+
+def test_seed_rule_fast_equals_reference_per_file() -> None:
+    for path in _evtx_files():
+        _compare(list(bundled_rules()), [path], workers=1)
+
+
+def test_seed_rule_fast_equals_reference_all_files() -> None:
+    _compare(list(bundled_rules()), _evtx_files(), workers=2)
+
+
+def test_windows_prebuilt_rules_fast_equal_reference() -> None:
+    _compare([*bundled_rules(), *_windows_rules()], _evtx_files(), workers=2)
+
+
+def test_gate_skips_most_sample_records_for_the_seed() -> None:
+    plans = fast.plan_rules(list(bundled_rules()))
+    gate = EvtxGate([(p.compiled, p.selector) for p in plans])
+    skipped = sum(1 for data in _sample_records() if data.startswith(_HEAD) and _TIME in data
+                  and (kind := record_type(data[len(_HEAD):data.index(_TIME)])) is not None
+                  and not gate.relevant(*kind))
+    assert skipped > 0.8 * len(_sample_records())
