@@ -157,3 +157,25 @@ def test_detect_html_report_links_every_alert(tmp_path: Path) -> None:
     for shell in shells:
         assert f'id="alert-{shell["kibana.alert.uuid"]}"' in page
     assert "Investigating Remote Windows Service Installed" in page
+
+
+def test_exceptions_remove_events_before_matching(tmp_path: Path) -> None:
+    ndjson = vigil("detect", EXAMPLES, "--format", "ndjson").stdout.splitlines()
+    shells = [json.loads(line) for line in ndjson if "kibana.alert.group.index" not in line]
+    excluded_ip = shells[0]["vigil.summary"]["source_ip"]
+    rules = tmp_path / "exceptions.toml"
+    rules.write_text('[[exception]]\nname = "Admin jump host"\n[[exception.entries]]\n'
+                     f'field = "source.ip"\ntype = "match_any"\nvalue = ["{excluded_ip}"]\n',
+                     encoding="utf-8")
+    result = vigil("detect", EXAMPLES, "--exceptions", rules, "--format", "ndjson")
+    assert result.returncode == 0, result.stderr
+    left = [json.loads(line) for line in result.stdout.splitlines()
+            if "kibana.alert.group.index" not in line]
+    assert len(left) == len(shells) - 1
+    assert excluded_ip not in {s["vigil.summary"]["source_ip"] for s in left}
+    assert "1 event(s) removed by exceptions" in result.stderr
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[exception]]\nname = "x"\n[[exception.entries]]\nfield = "a"\n'
+                      'type = "bogus"\n', encoding="utf-8")
+    failed = vigil("detect", EXAMPLES, "--exceptions", broken)
+    assert failed.returncode == 2 and "broken.toml:" in failed.stderr
