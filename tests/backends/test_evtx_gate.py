@@ -15,19 +15,29 @@ from tests.conftest import shared_dir
 from vigil.backends import fast
 from vigil.backends.evtx_gate import (
     CHANNEL_CLASSES,
+    DATA_FIELDS,
+    DATA_KEYS,
+    MAX_DATA_VERDICTS,
     MISSING,
     TABLE_FIELDS,
     EvtxGate,
     known_fields,
     stage_verdict,
 )
-from vigil.detect.indices import IndexSelector
+from vigil.detect.indices import IndexSelector, index_of
 from vigil.detect.run import DetectOptions, ecs_schema, run_detection
 from vigil.eql.engine import Compiled, SchemaResolver
 from vigil.eql.parser import parse
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.ecs import to_ecs
-from vigil.events.evtx import _HEAD, _TIME, record_type, winevent_of
+from vigil.events.evtx import (
+    _HEAD,
+    _TIME,
+    event_data_of,
+    named_data,
+    record_type,
+    winevent_of,
+)
 from vigil.rules import bundled_rules, load_rules
 from vigil.rules.model import Rule
 
@@ -251,3 +261,96 @@ def test_gate_skips_most_sample_records_for_the_seed() -> None:
                   and (kind := record_type(data[len(_HEAD):data.index(_TIME)])) is not None
                   and not gate.relevant(*kind))
     assert skipped > 0.8 * len(_sample_records())
+
+
+# ------------------------------------------------------------------ the EventData gate
+
+
+def _security_4624(**data: Any) -> tuple[str, str, int, dict[str, Any]]:
+    return "Security", AUDITING, 4624, dict(data)
+
+
+def test_event_gate_reads_logon_type_and_address_for_the_seed() -> None:
+    plans = fast.plan_rules(list(bundled_rules()))
+    gate = EvtxGate([(p.compiled, p.selector) for p in plans])
+    assert gate.relevant_event(*_security_4624(LogonType=3, IpAddress="10.0.0.1",
+                                               TargetLogonId="0x1"))
+    assert gate.relevant_event(*_security_4624(LogonType="3", IpAddress="fe80::1"))
+    assert not gate.relevant_event(*_security_4624(LogonType=5, IpAddress="10.0.0.1"))
+    assert not gate.relevant_event(*_security_4624(LogonType=3, IpAddress="-"))
+    assert not gate.relevant_event(*_security_4624(LogonType=3))
+    assert not gate.relevant_event(*_security_4624(LogonType=3, IpAddress="127.0.0.1"))
+    # The mapping turns an IPv4-mapped address into IPv4: excluded as 127.0.0.1 is.
+    assert not gate.relevant_event(*_security_4624(LogonType=3, IpAddress="::ffff:127.0.0.1"))
+    # Not the security pipeline (another channel): the stage's fields are never set.
+    assert not gate.relevant_event("ForwardedEvents", AUDITING, 4624,
+                                   {"LogonType": 3, "IpAddress": "10.0.0.1"})
+    # The service install stage reads fields outside DATA_FIELDS: undecided, kept.
+    assert gate.relevant_event("Security", AUDITING, 4697, {"SubjectLogonId": "0x3e7"})
+
+
+def test_event_gate_keeps_what_it_cannot_work_out() -> None:
+    plans = fast.plan_rules(list(bundled_rules()))
+    gate = EvtxGate([(p.compiled, p.selector) for p in plans])
+    for n in range(MAX_DATA_VERDICTS):
+        gate._data_cache[("Security", AUDITING, 4624, (str(n),))] = False
+    assert gate.relevant_event(*_security_4624(LogonType=5, IpAddress="-"))
+
+
+def test_named_data_and_data_fields_agree_with_the_mapping() -> None:
+    """On every sample record: ``named_data`` is ``event_data_of`` restricted to DATA_KEYS,
+    and the DATA_FIELDS (and table fields) known for the record's channel, type and those
+    values have the values of the real mapping."""
+    checked = 0
+    cache_: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for data in _sample_records():
+        record = orjson.loads(data)
+        parsed = winevent_of(record)
+        if isinstance(parsed, str):
+            continue
+        section = record["Event"].get("EventData")
+        fixed = named_data(section, DATA_KEYS)
+        full = event_data_of(section)
+        assert fixed == {k: v for k, v in full.items() if k in DATA_KEYS}
+        key = (parsed.channel, parsed.provider_name, parsed.event_id, tuple(sorted(fixed.items())))
+        known = cache_.get(key)
+        if known is None:
+            known = cache_[key] = known_fields((parsed.channel, parsed.channel),
+                                               parsed.provider_name, parsed.event_id,
+                                               fixed=fixed)
+        doc = to_ecs(parsed)
+        for path in (*TABLE_FIELDS, *DATA_FIELDS):
+            if path in known:
+                value: Any = doc
+                for part in path.split("."):
+                    value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
+                assert value == known[path], (path, key)
+                checked += path in DATA_FIELDS
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("which", ["seed", "windows"])
+def test_event_gate_rejects_only_records_no_stage_matches(which: str) -> None:
+    """Every sample record the gate rejects maps to a document no stage of any rule (whose
+    index patterns accept it) matches; and for the seed, most kept logons are rejected."""
+    rules = list(bundled_rules()) if which == "seed" else [*bundled_rules(), *_windows_rules()]
+    plans = fast.plan_rules(rules)
+    gate = EvtxGate([(p.compiled, p.selector) for p in plans])
+    rejected = 0
+    for data in _sample_records():
+        record = orjson.loads(data)
+        parsed = winevent_of(record)
+        if isinstance(parsed, str) or not gate.relevant(parsed.provider_name, parsed.event_id):
+            continue
+        if gate.relevant_event(parsed.channel, parsed.provider_name, parsed.event_id,
+                               record["Event"].get("EventData")):
+            continue
+        rejected += 1
+        doc = to_ecs(parsed)
+        index = index_of(doc)
+        for plan in plans:
+            if plan.selector.accepts(index):
+                assert not any(stage.matches(doc) for stage in plan.compiled.plans(doc)), (
+                    plan.rule.name, parsed.event_id)
+    if which == "seed":
+        assert rejected > 500

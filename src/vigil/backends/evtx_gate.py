@@ -20,6 +20,10 @@ is *relevant* when, for some channel class, some stage of some rule whose index 
 accept that class's index is not definitely false. An irrelevant record could not match any
 stage once mapped, so the fast path's exact stage filter would drop it anyway: skipping it
 unparsed changes nothing but the time spent.
+
+``relevant_event`` does the same for one parsed, not yet mapped record of a kept type: with
+its exact channel, provider and event id, and its EventData values of DATA_KEYS shared by
+every probe, the DATA_FIELDS (derived from those values only, see there) are known too.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ from vigil.eql.compiler import FilterCompiler
 from vigil.eql.engine import Compiled
 from vigil.eql.schema import Schema
 from vigil.events.ecs import to_ecs
+from vigil.events.evtx import named_data
 from vigil.events.records import LogonIdMode
 from vigil.events.winlog import AUDIT_FAILURE, AUDIT_SUCCESS, WinEvent
 
-__all__ = ["CHANNEL_CLASSES", "MISSING", "TABLE_FIELDS", "EvtxGate", "known_fields",
+__all__ = ["CHANNEL_CLASSES", "DATA_FIELDS", "DATA_KEYS", "MISSING", "TABLE_FIELDS", "EvtxGate", "known_fields",
            "stage_verdict"]
 
 # Fields the mapping derives from (channel, provider, event id[, task]) only: to_ecs and
@@ -63,6 +68,27 @@ CHANNEL_CLASSES: tuple[tuple[str, str], ...] = (
     ("Microsoft-Windows-PowerShell/Operational", "microsoft-windows-powershell/operational"),
     ("ForwardedEvents", "Microsoft-Windows-Vigil-Probe/Operational"),
 )
+
+
+# Fields the security pipeline derives from the record type and the EventData values named
+# in DATA_KEYS only (security.py): ``winlog.logon.type`` has one writer, ``_logon_type``,
+# from LogonType; ``source.ip`` is written by ``_session`` (ClientAddress, "LOCAL" read as
+# 127.0.0.1), ``_auth`` (IpAddress unless "-"), ``_connection`` (SourceAddress unless "-"),
+# each from its own key (no step writes those keys before they are read: the only writes are
+# ``_session``'s of ClientAddress, after its own read, and the pops of the writers
+# themselves), and rewritten by ``finish_security`` from its own value (IPv4-mapped form).
+# Which of those steps run depends on the event code only. The other pipelines (every record
+# not in the Security channel from a SECURITY_PROVIDERS provider: ``base_document`` and the
+# logon-id fix) write neither field. Probing (known_fields with ``fixed``) confirms it per
+# record kind.
+DATA_FIELDS: tuple[str, ...] = ("winlog.logon.type", "source.ip")
+DATA_KEYS: frozenset[str] = frozenset({"LogonType", "ClientAddress", "IpAddress",
+                                       "SourceAddress"})
+_DATA_KEY_ORDER: tuple[str, ...] = tuple(sorted(DATA_KEYS))
+# Distinct (record kind, DATA_KEYS values) verdicts kept; past that, new ones are not worked
+# out (the record is kept and mapped: always sound), so a log with many addresses costs no
+# more than mapping.
+MAX_DATA_VERDICTS = 4096
 
 
 class _Missing:
@@ -96,22 +122,31 @@ _DATA_B = {name: "-" for name in _DATA_NAMES} | {
     "Application": "\\device\\z.exe", "IpAddress": "::ffff:10.1.2.3", "Status": "0x0"}
 
 
-def _probes(channel_class: tuple[str, str], provider: str, event_id: int) -> Iterable[WinEvent]:
-    """Records of one type that differ in everything the table fields must not depend on."""
+def _probes(channel_class: tuple[str, str], provider: str, event_id: int,
+            fixed: Mapping[str, str] | None = None) -> Iterable[WinEvent]:
+    """Records of one type that differ in everything the table fields must not depend on
+    (and, with ``fixed``, share those EventData values: the DATA_KEYS of one record)."""
     first, second = channel_class
-    yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "")
+    keep = dict(fixed or {})
+
+    def data(base: Mapping[str, str]) -> dict[str, str]:
+        return {k: v for k, v in base.items() if k not in DATA_KEYS} | keep
+
+    yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "",
+                   event_data=dict(keep) or None)
     yield WinEvent("2024-06-01T12:00:00.123Z", event_id, provider, second, "probe-a",
                    record_id=1, provider_guid="{0}", version=1, level=4, task=0, opcode=0,
                    keywords=AUDIT_SUCCESS | 0x80000000000000, activity_id="{1}",
-                   process_id=4, thread_id=8, user_sid="S-1-5-18", event_data=dict(_DATA_A),
+                   process_id=4, thread_id=8, user_sid="S-1-5-18", event_data=data(_DATA_A),
                    user_data={"xml_name": "LogFileCleared", "SubjectUserName": "u",
                               "SubjectLogonId": "0x1"})
     yield WinEvent("2024-06-01T12:00:00.456Z", event_id, provider, first, "probe-b",
                    record_id=2, version=2, level=2, task=12544, opcode=1,
-                   keywords=AUDIT_FAILURE, event_data=dict(_DATA_B))
+                   keywords=AUDIT_FAILURE, event_data=data(_DATA_B))
 
 
 _PATHS = tuple((path, tuple(path.split("."))) for path in TABLE_FIELDS)
+_DATA_PATHS = _PATHS + tuple((path, tuple(path.split("."))) for path in DATA_FIELDS)
 
 
 def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
@@ -124,12 +159,15 @@ def _lookup(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
 
 
 def known_fields(channel_class: tuple[str, str], provider: str, event_id: int,
-                 logon_id: LogonIdMode = "intended") -> dict[str, Any]:
-    """The table fields with the same value (or MISSING) in every probe of the type."""
-    docs = [to_ecs(probe, logon_id) for probe in _probes(channel_class, provider, event_id)]
+                 logon_id: LogonIdMode = "intended",
+                 fixed: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The table fields with the same value (or MISSING) in every probe of the type; with
+    ``fixed`` (values of DATA_KEYS, absent ones left out), the DATA_FIELDS too."""
+    docs = [to_ecs(probe, logon_id)
+            for probe in _probes(channel_class, provider, event_id, fixed)]
     known: dict[str, Any] = {}
     first, *others = docs
-    for path, parts in _PATHS:
+    for path, parts in (_PATHS if fixed is None else _DATA_PATHS):
         value = _lookup(first, parts)
         for doc in others:
             other = _lookup(doc, parts)
@@ -248,6 +286,7 @@ class EvtxGate:
         self.logon_id = logon_id
         self._evaluators: dict[tuple[int, int], _StageEvaluator] = {}
         self._cache: dict[tuple[str, int], bool] = {}
+        self._data_cache: dict[tuple[str, str, int, tuple[str | None, ...]], bool] = {}
 
     def relevant(self, provider: str, event_id: int) -> bool:
         key = (provider, event_id)
@@ -258,8 +297,32 @@ class EvtxGate:
             self._cache[key] = verdict
         return verdict
 
+    def relevant_event(self, channel: str, provider: str, event_id: int,
+                       section: Any) -> bool:
+        """May a record (parsed, not mapped) with this channel, provider, event id and
+        EventData section (as parsed) match a stage of one of the rules?
+
+        Decided from the record's kind and the EventData values of DATA_KEYS (exactly as
+        ``event_data_of`` keeps them), on the fields those decide (TABLE_FIELDS and
+        DATA_FIELDS), as ``relevant`` decides on the table fields: probes of that channel,
+        provider and id sharing those values, differing in everything else, must agree on a
+        field for it to count as known. A record it rejects maps to a document no stage
+        matches."""
+        data = named_data(section, _DATA_KEY_ORDER)
+        key = (channel, provider, event_id, tuple(data.get(name) for name in _DATA_KEY_ORDER))
+        verdict = self._data_cache.get(key)
+        if verdict is None:
+            if len(self._data_cache) >= MAX_DATA_VERDICTS:
+                return True
+            verdict = self._data_cache[key] = self._relevant_known(known_fields(
+                (channel, channel), provider, event_id, self.logon_id, data))
+        return verdict
+
     def relevant_in(self, channel_class: tuple[str, str], provider: str, event_id: int) -> bool:
-        known = known_fields(channel_class, provider, event_id, self.logon_id)
+        return self._relevant_known(known_fields(channel_class, provider, event_id,
+                                                 self.logon_id))
+
+    def _relevant_known(self, known: Mapping[str, Any]) -> bool:
         skeleton = _document(known, known.keys())
         index = known.get("_index", MISSING)
         for number, (compiled, selector) in enumerate(self.rules):

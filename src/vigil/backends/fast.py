@@ -12,6 +12,7 @@ alert ids. This module only decides which events to keep, never what they mean:
    parsed with the reader's own code (orjson, NXLog mapping, logon-id fix, timestamp check)
    and kept only if some candidate stage's compiled predicate (the reference evaluator)
    matches, for a rule whose index patterns accept the event. Before the predicate, the
+   candidate stages are dispatched by their key clause (``fieldcheck.StageIndex``) and the
    stage's field check (``fieldcheck``: a necessary condition on the parsed values, field
    reads shared by all stages) rejects most candidates. Kept lines go back as bytes.
 2. Key gate, for every sequence: phase one finds the join keys of every event matching the
@@ -52,8 +53,11 @@ from vigil.backends.evtx_gate import EvtxGate
 from vigil.backends.fieldcheck import (
     FieldCache,
     FieldCnf,
+    KeyClause,
     StageCheck,
+    StageIndex,
     build_checks,
+    key_clause,
     query_field_cnfs,
 )
 from vigil.backends.prefilter import (
@@ -78,7 +82,7 @@ from vigil.rules.model import Rule
 Event = Mapping[str, Any]
 EventFilter = Callable[[Event], bool]
 
-BLOCK = 16 << 20  # bytes read at a time by a scanning worker
+BLOCK = 1 << 20  # bytes read at a time by a scanning worker (passes over it stay in cache)
 RANGE = 64 << 20  # bytes per unit of work
 PLAIN_SUFFIXES = (".ndjson", ".jsonl", ".json")
 
@@ -95,6 +99,7 @@ class RulePlan:
     checks: list[StageCheck | None] = field(default_factory=list)  # per plan, or None
     pivot: int | None = None  # the positive stage whose keys gate the others (sequences)
     positive: list[int] = field(default_factory=list)  # plan indexes of positive stages
+    keys: list[KeyClause | None] = field(default_factory=list)  # per plan: dispatch clause
 
 
 @dataclass(slots=True)
@@ -119,6 +124,8 @@ class _Job:
     phase_two: LineFilter | None = None  # the gated stages, scanned for key values
     phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
     record_gate: Callable[[str, int], bool] | None = None  # EVTX record types worth parsing
+    indexes: dict[tuple[bool, tuple[int, ...]], StageIndex] = field(default_factory=dict)
+    event_gate: Callable[[str, str, int, Any], bool] | None = None  # EVTX records worth mapping
 
 
 _JOB: _Job | None = None
@@ -158,8 +165,10 @@ def plan_rules(rules: Sequence[Rule], sample: bytes = b"") -> list[RulePlan]:
 
     for plan in plans:
         plan.checks = build_checks(plan.field_cnfs, plan.compiled.schemas.default)
+        plan.keys = [key_clause(cnf) for cnf in plan.field_cnfs]
         if plan.compiled.schemas.per_index:
             plan.checks = [None] * len(plan.checks)  # one schema per rule here; be safe
+            plan.keys = [None] * len(plan.keys)
         if plan.positive:
             # Fewest expected matches first; later stages win ties (the last one by default).
             plan.pivot = min(reversed(plan.positive), key=lambda i: min(
@@ -268,7 +277,7 @@ def _scan(work: _Range) -> _RangeResult:
     for block in _blocks(work.path, work.start, work.end):
         collector.block = block
         collector.lines_before = lines
-        count = block.count(b"\n")
+        count = block.count(b"\n") if first else 0  # line numbers: phase one only
         suspects = _irregular(block, count, job.options) if first else ()
         for start, end, stages in line_filter.candidates(block, suspects):
             collector.start = start
@@ -334,6 +343,7 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
     index_known = False
     found: set[int] = set()
     cache = FieldCache(event)
+    stages = _dispatch(job, stages, stage_of, keys is not None).passing(cache)
     key_stages = job.key_stages if keys is not None else None
     key_sets = job.key_sets if keys is None else None
     for stage in stages:
@@ -360,6 +370,28 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
                 assert keys is not None
                 keys.setdefault(rule_no, set()).update(stage_plan.keys(event))
     return frozenset(found)
+
+
+def _dispatch(job: _Job, stages: Sequence[int], stage_of: Sequence[tuple[int, int]],
+              first: bool) -> StageIndex:
+    """The dispatch index of a candidate stage list (lines of one shape share it): a stage
+    whose key clause (``fieldcheck.key_clause``, one of its field check's clauses) no value
+    satisfies fails its field check, so it is not looked at."""
+    memo_key = (first, tuple(stages))
+    found = job.indexes.get(memo_key)
+    if found is None:
+        if len(job.indexes) >= 1 << 14:
+            job.indexes.clear()
+        keys: list[KeyClause | None] = []
+        getters = {}
+        for stage in stages:
+            plan = job.plans[stage_of[stage][0]]
+            key = plan.keys[stage_of[stage][1]] if plan.keys else None
+            keys.append(key)
+            if key is not None and key[0] not in getters:
+                getters[key[0]] = plan.compiled.schemas.default.getter(key[0])
+        found = job.indexes[memo_key] = StageIndex(stages, keys, getters)
+    return found
 
 
 # ------------------------------------------------------------------ the run
@@ -430,9 +462,10 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     if any(p.name.lower().endswith(".evtx") for p in other):
         # EVTX records of a type no stage can match are skipped before parsing; _keep would
         # drop them after mapping (evtx_gate's docstring has the argument).
-        job.record_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
-                                   index_all=options.index_all,
-                                   logon_id=read_options.logon_id).relevant
+        evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
+                             index_all=options.index_all, logon_id=read_options.logon_id)
+        job.record_gate = evtx_gate.relevant
+        job.event_gate = evtx_gate.relevant_event
     cnfs: list[Cnf] = []
     for rule_no, plan in enumerate(plans):
         for plan_no, cnf in enumerate(plan.cnfs):
@@ -482,21 +515,21 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                         keys[n].update(found)
             _trace("phase one")
         phase_two: list[Cnf] = []
-        anchors: list[Clause | None] = []
         job.key_sets = keys
         for global_no, rule_no in gated_stages.items():
             clause = _gate(plans[rule_no], keys[rule_no])
             job.phase_two_stages.append(job.stage_of[global_no])
             if clause is None:  # no usable key values: the stage's own literals
                 phase_two.append(cnfs[global_no])
-                anchors.append(None)
             else:
                 phase_two.append((*cnfs[global_no], clause))
-                anchors.append(clause)
         fast.gated_rules = len({r for r in gated_stages.values()})
         if phase_two and plain:
             # Opaque lines were judged on every stage in phase one.
-            job.phase_two = LineFilter(phase_two, anchors, opaque=False)
+            # Each stage is scanned for its clause (key gate included) that hits the fewest
+            # sample lines: a gate on a key column most lines hold (a host name) would make
+            # the scan stop on nearly every line.
+            job.phase_two = LineFilter(phase_two, opaque=False, sample=sample)
             with context.Pool(workers) as pool:  # forked now: the workers see phase two
                 for path in plain:
                     for scanned in pool.imap(_scan, _ranges(path, 2, workers * 4)):
@@ -516,7 +549,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             parsed = _reparse([raw for _o, (raw, _r) in ordered], str(path), read_options)
             pairs = list(zip(parsed, (r for _o, (_raw, r) in ordered), strict=True))
         else:
-            pairs = [(event, everyone) for event in per_file.get(path, ())]
+            pairs = [(event, _other_rules(plans, gated, keys, event, everyone))
+                     for event in per_file.get(path, ())]
         for event, rule_numbers in pairs:
             events.append(event)
             for number in rule_numbers:
@@ -531,6 +565,22 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                           totals.events_without_time)
     _trace("reference run on the kept events")
     return result, fast
+
+
+def _other_rules(plans: Sequence[RulePlan], gated: Sequence[int],
+                 keys: Mapping[int, set[tuple[Any, ...]]], event: dict[str, Any],
+                 everyone: frozenset[int]) -> frozenset[int]:
+    """The rules an event of a non-NDJSON input goes to: every rule, but a gated sequence
+    only when one of the stages the event matches gives it a join key of the pivot's (step 2
+    of the module docstring: under any other key no partial completes, and missing stages
+    and ``until`` only act on the partials of their own key)."""
+    rules = everyone
+    for n in gated:
+        found = keys[n]
+        if all(found.isdisjoint(stage.keys(event)) or not stage.matches(event)
+               for stage in plans[n].compiled.plans(event)):
+            rules = rules - {n}
+    return rules
 
 
 def _merge(into: dict[int, tuple[bytes, frozenset[int]]],
@@ -552,7 +602,7 @@ def _sample(paths: Sequence[Path]) -> bytes:
 
 def _read_other(path: str) -> tuple[bytes, ReadStats]:
     job = _job()
-    return read_file_whole(Path(path), job.options, _keep, job.record_gate)
+    return read_file_whole(Path(path), job.options, _keep, job.record_gate, job.event_gate)
 
 
 def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: int) -> None:

@@ -23,16 +23,30 @@ that is not an ASCII string (a number, a boolean, text whose case folding may di
 ASCII lowercasing) makes the field *opaque*: every clause on it holds. For ASCII text
 ``str.lower`` is ``fold``, and a verbatim run is ASCII, so the checks are exact there.
 
+More atoms (``literals`` has the argument): ``regex``/``regex~`` give the strings every match
+contains; ``startsWith``/``endsWith``/``stringContains`` (and ``~``) of a field and a string
+constant give a ``prefix``/``suffix``/``contains`` atom of the constant (folded for ``~``:
+for an ASCII value ``str.lower`` is ``fold``, so the test is the function's own); wildcard
+text keeps non-ASCII characters that are caseless (or any, case-sensitively), and text
+made only of such characters needs ``NON_ASCII``. ``(A1 and A2) or (B1 and B2)`` gives every
+``Ai or Bj`` (when there are few), not only the best-looking pair.
+
 Field values are read once per event and shared by every stage checked on it (``FieldCache``):
-the point is that hundreds of rules read the same few fields.
+the point is that hundreds of rules read the same few fields. ``StageIndex`` dispatches the
+candidate stages of a line by one clause each (``key_clause``: exact atoms on one field): a
+stage none of whose key texts is a value of the field fails that clause, hence its check, so
+it is dropped without being looked at; an opaque field keeps every stage keyed on it.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from vigil.backends.literals import NON_ASCII, best, needs_non_ascii, regex_cnf, safe_runs
 from vigil.backends.prefilter import _number_like, atom_for
 from vigil.eql import ast
 from vigil.eql.patterns import fold, has_wildcards
@@ -41,9 +55,10 @@ from vigil.eql.schema import STRING_TYPES, Schema
 Event = Mapping[str, Any]
 Getter = Callable[[Event], Any]
 
-# field, text, ci, exact. Not exact: text is NUL-separated runs that all occur (NUL alone:
-# the field has a value).
-FieldAtom = tuple[str, str, bool, bool]
+# field, text, ci, mode. Modes: "exact" (a value equals text), "contains" (text is
+# NUL-separated runs that all occur in one value; NUL alone: the field has a value), "prefix"
+# and "suffix" (a value starts / ends with text).
+FieldAtom = tuple[str, str, bool, str]
 FieldClause = frozenset[FieldAtom]  # one atom holds; the empty clause never does
 FieldCnf = tuple[FieldClause, ...]
 
@@ -55,13 +70,19 @@ _NOTHING: _Values = (False, "", "")
 def _field_score(clause: FieldClause) -> float:
     if not clause:
         return float("inf")
-    return min(0 if text == "\0" else len(text) + (8 if exact else 0)
-               for _f, text, _c, exact in clause) - 0.01 * len(clause)
+    return min(0 if text == "\0" else len(text) + (8 if mode == "exact" else 0)
+               for _f, text, _c, mode in clause) - 0.01 * len(clause)
 
 
 def _present(name: str) -> FieldAtom:
     """The field has a value (a missing field fails the comparison)."""
-    return (name, "\0", False, False)
+    return (name, "\0", False, "contains")
+
+
+MAX_DISTRIBUTED = 16  # clauses an ``or`` may expand to
+
+# The string-test functions whose constant argument a matching value must hold, and how.
+_STRING_TESTS = {"startsWith": "prefix", "endsWith": "suffix", "stringContains": "contains"}
 
 
 class _FieldDeriver:
@@ -82,24 +103,46 @@ class _FieldDeriver:
         if not isinstance(value, str):
             return None
         if kind == "untyped":
-            return (name, fold(value) if ci else value, ci, True)
+            return (name, fold(value) if ci else value, ci, "exact")
         if _number_like(value):
             return None
         atom = atom_for(value, ci)
-        return None if atom is None else (name, atom.text.decode("ascii"), ci, False)
+        return None if atom is None else (name, atom.text.decode("ascii"), ci, "contains")
+
+    def regex(self, name: str, patterns: Sequence[ast.Literal], ci: bool) -> list[FieldClause]:
+        """Some pattern matches: one required string of some pattern (``literals``); the
+        strings of the chosen clause of each pattern are alternatives."""
+        if len(patterns) == 1 and isinstance(patterns[0].value, str):
+            every = regex_cnf(patterns[0].value, ci)
+            if every:
+                return [frozenset({(name, text, ci, "contains") for text in clause})
+                        for clause in every]
+        union: set[FieldAtom] = set()
+        for pattern in patterns:
+            chosen = (best(regex_cnf(pattern.value, ci)) if isinstance(pattern.value, str)
+                      else None)
+            if chosen is None:
+                return [frozenset({_present(name)})]  # when_missing=False
+            union |= {(name, text, ci, "contains") for text in chosen}
+        return [frozenset(union)]
 
     def cnf(self, node: ast.Expr) -> list[FieldClause]:
         match node:
             case ast.And(operands=ops):
                 return [c for op in ops for c in self.cnf(op)]
             case ast.Or(operands=ops):
+                # (A1 and A2) or (B1 and B2) implies every (Ai or Bj): all such unions when
+                # they are few, else one clause per branch (the best-looking).
+                branches = [self.cnf(op) for op in ops]
+                if any(not clauses for clauses in branches):
+                    return []
+                if math.prod(len(c) for c in branches) <= MAX_DISTRIBUTED:
+                    return list(dict.fromkeys(frozenset().union(*combo)
+                                              for combo in itertools.product(*branches)))
                 union: set[FieldAtom] = set()
-                for op in ops:
-                    clauses = self.cnf(op)
-                    if not clauses:
-                        return []
-                    best: FieldClause = max(clauses, key=_field_score)
-                    union |= best
+                for clauses in branches:
+                    best_clause: FieldClause = max(clauses, key=_field_score)
+                    union |= best_clause
                 return [frozenset(union)]
             case ast.Literal(value=value):
                 return [] if value is True else [frozenset()]
@@ -121,8 +164,10 @@ class _FieldDeriver:
                 if not isinstance(value, ast.Field) or any(p.value is None for p in patterns):
                     return []
                 kind = self.kind(value)
-                if match_kind == "regex" or kind is None:
+                if kind is None:
                     return [frozenset({_present(value.name)})]  # when_missing=False
+                if match_kind == "regex":
+                    return self.regex(value.name, patterns, ci)
                 atoms: set[FieldAtom] = set()
                 for pattern in patterns:
                     text = pattern.value
@@ -130,21 +175,36 @@ class _FieldDeriver:
                         return []  # null matches a missing field; numbers compare as numbers
                     insensitive = True if match_kind == ":" else ci
                     if kind == "untyped" and match_kind == ":" and not has_wildcards(text):
-                        atoms.add((value.name, fold(text), True, True))
+                        atoms.add((value.name, fold(text), True, "exact"))
                         continue
                     if kind == "untyped":
                         # Every ASCII run between wildcards is in a matching value.
-                        runs = tuple(sorted({r.lower() if insensitive else r
-                                             for r in re.split(r"[*?]", text)
-                                             if r and r.isascii()}, key=len, reverse=True))
+                        runs = tuple(sorted({r for piece in re.split(r"[*?]", text)
+                                             for r in safe_runs(piece, insensitive)},
+                                            key=len, reverse=True))
                         atoms.add((value.name, "\0".join(runs) if runs else "\0", insensitive,
-                                   False))
+                                   "contains"))
                         continue
                     run = atom_for(text, insensitive, wildcards=True)
                     if run is None:
-                        return [frozenset({_present(value.name)})]
-                    atoms.add((value.name, run.text.decode("ascii"), insensitive, False))
+                        # Only non-verbatim text: a non-ASCII character may still be needed.
+                        marker = needs_non_ascii(re.sub(r"[*?]", "", text), insensitive)
+                        if not marker:
+                            return [frozenset({_present(value.name)})]
+                        atoms.add((value.name, NON_ASCII, insensitive, "contains"))
+                        continue
+                    atoms.add((value.name, run.text.decode("ascii"), insensitive, "contains"))
                 return [frozenset(atoms)]
+            case ast.FunctionCall(name=name, args=(ast.Field() as value, ast.Literal() as arg),
+                                  case_insensitive=ci) if name in _STRING_TESTS:
+                # The script is true only if, for some value v of the field (each element of
+                # a list in turn), fold(v) (or v) starts with / ends with / contains the
+                # constant; a non-string v is read as its Java text (opaque here).
+                if (self.kind(value) is None or not isinstance(arg.value, str) or not arg.value
+                        or "\0" in arg.value):
+                    return []
+                needle = fold(arg.value) if ci else arg.value
+                return [frozenset({(value.name, needle, ci, _STRING_TESTS[name])})]
             case ast.InSet(value=value, options=options, case_insensitive=ci, negated=False):
                 if (not isinstance(value, ast.Field)
                         or not all(isinstance(o, ast.Literal) and o.value is not None
@@ -168,7 +228,7 @@ def field_cnf(query: ast.EventQuery, schema: Schema, category_field: str) -> Fie
     clauses = _FieldDeriver(schema).cnf(query.condition)
     if query.category is not None:
         # Compared by ==, or contained in a list of values (StagePlan.matches).
-        clauses.append(frozenset({(category_field, query.category, False, True)}))
+        clauses.append(frozenset({(category_field, query.category, False, "exact")}))
     return tuple(dict.fromkeys(clauses))
 
 
@@ -214,7 +274,7 @@ _COMMON = frozenset({"host.os.type", "event.type", "event.category", "event.kind
 
 def _clause_order(clause: FieldClause) -> tuple[int, float]:
     """Clauses likely to fail first: not on the fields every event of a kind shares."""
-    common = any(name in _COMMON for name, _t, _c, _e in clause)
+    common = any(name in _COMMON for name, _t, _c, _m in clause)
     return (1 if common else 0, -_field_score(clause))
 
 
@@ -235,9 +295,8 @@ class StageCheck:
         for clause in sorted(cnf, key=_clause_order):
             built.append(tuple(
                 (name, schema.getter(name),
-                 (f"\0{text}\0",) if exact else tuple(text.split("\0")) if text != "\0" else ("\0",),
-                 ci)
-                for name, text, ci, exact in sorted(clause)))
+                 _needles(text, mode), ci)
+                for name, text, ci, mode in sorted(clause)))
         return cls(built)
 
     def __call__(self, cache: FieldCache) -> bool:
@@ -262,8 +321,96 @@ class StageCheck:
         return True
 
 
+def _needles(text: str, mode: str) -> tuple[str, ...]:
+    """What the NUL-joined values (``FieldCache``) must contain: a value is a maximal
+    NUL-free stretch between two NULs, so ``\0text`` is a value's start, ``text\0`` its end."""
+    if mode == "exact":
+        return (f"\0{text}\0",)
+    if mode == "prefix":
+        return (f"\0{text}",)
+    if mode == "suffix":
+        return (f"{text}\0",)
+    return tuple(text.split("\0")) if text != "\0" else ("\0",)
+
+
 def build_checks(cnfs: Sequence[FieldCnf], schema: Schema) -> list[StageCheck | None]:
     return [StageCheck.build(cnf, schema) for cnf in cnfs]
 
 
-__all__ = ["FieldCache", "FieldCnf", "StageCheck", "build_checks", "field_cnf", "query_field_cnfs"]
+
+
+# ------------------------------------------------------------------ dispatch by value
+
+# A key clause: (field, case-sensitive texts, case-insensitive texts (folded)); some value
+# of the field equals one of the first, or folds to one of the second.
+KeyClause = tuple[str, frozenset[str], frozenset[str]]
+
+
+def key_clause(cnf: FieldCnf) -> KeyClause | None:
+    """A clause of ``cnf`` made only of ``exact`` atoms on one field (texts without NUL), for
+    dispatch: the stage cannot match an event none of whose values of that field is one of
+    the texts (the clause is necessary, see the module docstring). Fields that most events
+    share (``_COMMON``) are used only when nothing else is."""
+    found: list[tuple[int, int, KeyClause]] = []
+    for clause in cnf:
+        names = {name for name, _t, _c, _m in clause}
+        if (len(names) != 1 or not clause
+                or any(mode != "exact" or "\0" in text for _n, text, _c, mode in clause)):
+            continue
+        name = next(iter(names))
+        key = (name, frozenset(t for _n, t, ci, _m in clause if not ci),
+               frozenset(t for _n, t, ci, _m in clause if ci))
+        found.append((1 if name in _COMMON else 0, len(clause), key))
+    return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+
+
+class StageIndex:
+    """Of a list of candidate stages, the ones whose key clause some value satisfies (and
+    those without one), found by one dictionary look-up per value of each key field."""
+
+    __slots__ = ("fields", "free")
+
+    def __init__(self, stages: Sequence[int], keys: Sequence[KeyClause | None],
+                 getters: Mapping[str, Getter]) -> None:
+        self.free = [s for s, k in zip(stages, keys, strict=True) if k is None]
+        by_field: dict[str, tuple[dict[str, list[int]], dict[str, list[int]], list[int]]] = {}
+        for stage, key in zip(stages, keys, strict=True):
+            if key is None:
+                continue
+            name, exact, folded = key
+            entry = by_field.setdefault(name, ({}, {}, []))
+            for text in exact:
+                entry[0].setdefault(text, []).append(stage)
+            for text in folded:
+                entry[1].setdefault(text, []).append(stage)
+            entry[2].append(stage)
+        self.fields = [(name, getters[name], *entry) for name, entry in by_field.items()]
+
+    def passing(self, cache: FieldCache) -> list[int]:
+        out = list(self.free)
+        values = cache.values
+        for name, getter, exact, folded, every in self.fields:
+            found = values.get(name)
+            opaque, joined, lowered = found if found is not None else cache.get(name, getter)
+            if opaque:
+                out.extend(every)
+                continue
+            if not joined:
+                continue
+            if exact:
+                for value in joined[1:-1].split("\0"):
+                    hit = exact.get(value)
+                    if hit is not None:
+                        out.extend(hit)
+            if folded:
+                for value in lowered[1:-1].split("\0"):
+                    hit = folded.get(value)
+                    if hit is not None:
+                        out.extend(hit)
+        if len(out) > 1:
+            out = sorted(set(out))
+        return out
+
+
+__all__ = ["FieldCache", "FieldCnf", "KeyClause", "StageCheck", "StageIndex", "build_checks", "field_cnf",
+           "key_clause", "query_field_cnfs"]

@@ -23,7 +23,12 @@ Why that cannot change a result:
   any character may be ``\\uXXXX``. Atoms are runs of those characters only (so ``\\/`` and
   the other two-character escapes cannot hide one), and a line that contains ``\\u`` is
   *opaque*: always a candidate. Non-ASCII lines are opaque too
-  (case-insensitive matching folds e.g. the Kelvin sign to ``k``).
+  (case-insensitive matching folds e.g. the Kelvin sign to ``k``). So a pattern (``:``,
+  ``like``, ``regex``) that only matches values holding a non-ASCII character
+  (``literals.needs_non_ascii``: a caseless one, or any when case-sensitive; a regex whose
+  ``literals.regex_cnf`` requires ``NON_ASCII``) matches on opaque lines only: it adds no
+  atom to its clause (an empty clause: only opaque lines). A non-string value is read as its
+  Java/Python text, which holds non-ASCII characters only if the line does.
 * Non-string values: an untyped number compares with a string constant numerically and is
   matched by ``:`` through its Java text (``1.0E10``), which need not occur in the line; atoms
   made only of characters a number's text can hold are dropped, and constants that parse as a
@@ -46,6 +51,7 @@ from dataclasses import dataclass
 
 import re2
 
+from vigil.backends.literals import NON_ASCII, needs_non_ascii, regex_cnf
 from vigil.eql import ast
 from vigil.eql.schema import STRING_TYPES, Schema
 
@@ -151,15 +157,24 @@ class _Deriver:
                     return [frozenset({atom})] if atom else []
                 return []
             case ast.Match(kind=kind, value=value, patterns=patterns, case_insensitive=ci):
-                if kind == "regex" or not self.text_field(value):
+                if not self.text_field(value):
                     return []
                 atoms: set[Atom] = set()
                 for pattern in patterns:
                     if not isinstance(pattern.value, str):
                         return []  # null matches a missing field; numbers compare as numbers
                     insensitive = True if kind == ":" else ci
+                    if kind == "regex":
+                        # Only the non-ASCII requirement (``literals``): a value holding a
+                        # non-ASCII character is in an opaque line, whatever its JSON type.
+                        if frozenset({NON_ASCII}) not in regex_cnf(pattern.value, ci):
+                            return []
+                        continue  # matches only on opaque lines: adds no atom
                     atom = atom_for(pattern.value, insensitive, wildcards=True)
                     if atom is None:
+                        if needs_non_ascii(pattern.value.replace("*", "").replace("?", ""),
+                                           insensitive):
+                            continue  # needs a non-ASCII character: only opaque lines
                         return []
                     atoms.add(atom)
                 return [frozenset(atoms)]
@@ -296,10 +311,15 @@ class LineFilter:
         self.non_ascii = re2.compile(rb"[\x80-\xff]", _options())
         self.opaque = re2.compile(_OPAQUE, _options())
         self.atom_set: re2.Set | None = None
-        if self.atoms:
+        # The opaque test rides in the atom set (one pass over the line): its id follows
+        # the atoms'.
+        self.opaque_id = len(self.atoms) if opaque else -1
+        if self.atoms or opaque:
             atom_set = re2.Set.SearchSet(_options())
             for atom in self.atoms:
                 atom_set.Add(atom.pattern())
+            if opaque:
+                atom_set.Add(_OPAQUE)
             atom_set.Compile()
             self.atom_set = atom_set
         self.all_stages = list(range(len(stages)))
@@ -316,9 +336,9 @@ class LineFilter:
 
     def line_stages(self, line: bytes) -> list[int]:
         """The stages a line may match (all of them for an opaque line)."""
-        if self.check_opaque and self.opaque.search(line) is not None:
-            return self.all_stages
         present = frozenset(self.atom_set.Match(line) or ()) if self.atom_set is not None else frozenset()
+        if self.opaque_id in present:
+            return self.all_stages
         # The answer depends on the atoms present only: lines of one shape share it.
         known = self._memo.get(present)
         if known is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,10 @@ _RECORD_ERROR = re.compile(r"Failed to parse record number (\d{1,20})")
 # A record gate: may a record of this (provider name, event id) matter to the caller? Records
 # it rejects are counted as read but never parsed (see ``_skippable``).
 RecordGate = Callable[[str, int], bool]
+# A second gate, on records the first one keeps, parsed but not mapped: may a record with
+# this (channel, provider name, event id, EventData section as parsed) matter to the
+# caller? Records it rejects are counted as read, never mapped.
+EventGate = Callable[[str, str, int, Any], bool]
 
 # How the evtx crate's JSON of a record begins; the record type is read from the text between
 # the provider name and the TimeCreated key.
@@ -188,6 +192,17 @@ def _unnamed(value: Any) -> list[Any]:
     return [] if value is None else [value]
 
 
+def _named(value: Any) -> str | None:
+    """A named EventData value as ``event_data_of`` keeps it (None: dropped)."""
+    if type(value) is str:  # data_text's common case, inline
+        text = (value.replace("\r\n", "\n") if "\r" in value else value) if value else None
+    else:
+        text = data_text(value)
+    if text is not None and len(text) == 36 and _BARE_GUID.match(text):
+        text = "{" + text + "}"  # typed GUIDs: Windows renders them in braces
+    return text
+
+
 def event_data_of(section: Any) -> dict[str, str]:
     """EventData as Winlogbeat keeps it: named values as strings, unnamed ones as paramN,
     empty values dropped, the first of duplicate names kept."""
@@ -204,19 +219,25 @@ def event_data_of(section: Any) -> dict[str, str]:
         if key in ("Data", "#text"):
             params.extend(_unnamed(value))
             continue
-        if type(value) is str:  # data_text's common case, inline
-            named = (value.replace("\r\n", "\n") if "\r" in value else value) if value else None
-        else:
-            named = data_text(value)
-        if named is not None and key not in out:
-            text = named
-            if len(text) == 36 and _BARE_GUID.match(text):
-                text = "{" + text + "}"  # typed GUIDs: Windows renders them in braces
+        if key not in out and (text := _named(value)) is not None:
             out[key] = text
     for position, value in enumerate(params, 1):
         text = data_text(value)
         if text is not None:
             out.setdefault(f"param{position}", text)
+    return out
+
+
+def named_data(section: Any, names: Iterable[str]) -> dict[str, str]:
+    """``{name: event_data_of(section)[name]}`` for those of ``names`` it holds, without the
+    rest of the section; ``names`` must not hold "#attributes", "Data", "#text" or a paramN
+    name (a parsed object has no duplicate keys, so a named key's value is its own)."""
+    if type(section) is not dict:
+        return {}
+    out: dict[str, str] = {}
+    for name in names:
+        if name in section and (text := _named(section[name])) is not None:
+            out[name] = text
     return out
 
 
@@ -239,9 +260,10 @@ def user_data_of(section: Any) -> dict[str, Any] | None:
     return None
 
 
-def winevent_of(record: dict[str, Any]) -> WinEvent | str:
-    """The ``WinEvent`` of one parsed record (the evtx crate's JSON), or why it is unusable."""
-    event = record.get("Event")
+def _checked(record: Any) -> tuple[dict[str, Any], dict[str, Any], str, int] | str:
+    """(Event, System, time, event id) of a parsed record, or why it is unusable: the only
+    ways ``winevent_of`` can refuse a record."""
+    event = record.get("Event") if isinstance(record, dict) else None
     if not isinstance(event, dict) or not isinstance(event.get("System"), dict):
         return "record has no System section"
     system = event["System"]
@@ -251,6 +273,20 @@ def winevent_of(record: dict[str, Any]) -> WinEvent | str:
     event_id = _int(system.get("EventID"))
     if event_id is None:
         return "record has no event id"
+    return event, system, time_created, event_id
+
+
+def provider_of(system: dict[str, Any]) -> str:
+    provider = _attrs(system.get("Provider"))
+    return str(provider.get("Name") or provider.get("EventSourceName") or "")
+
+
+def winevent_of(record: dict[str, Any]) -> WinEvent | str:
+    """The ``WinEvent`` of one parsed record (the evtx crate's JSON), or why it is unusable."""
+    checked = _checked(record)
+    if isinstance(checked, str):
+        return checked
+    event, system, time_created, event_id = checked
     provider = _attrs(system.get("Provider"))
     correlation = _attrs(system.get("Correlation"))
     execution = _attrs(system.get("Execution"))
@@ -259,7 +295,7 @@ def winevent_of(record: dict[str, Any]) -> WinEvent | str:
     return WinEvent(
         time_created=time_created,
         event_id=event_id,
-        provider_name=str(provider.get("Name") or provider.get("EventSourceName") or ""),
+        provider_name=provider_of(system),
         channel=str(system.get("Channel") or ""),
         computer=str(system.get("Computer") or ""),
         record_id=_int(system.get("EventRecordID")),
@@ -280,14 +316,18 @@ def winevent_of(record: dict[str, Any]) -> WinEvent | str:
 
 
 def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions,
-                   gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
+                   gate: RecordGate | None = None,
+                   event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
     """ECS events of one EVTX file; damage is counted in ``stats``, never raised.
 
     ``gate``: records whose type it rejects are skipped unparsed and unmapped, and counted in
     ``stats.events`` here (they are read, but not yielded); only records that would map
     without error are ever skipped, so bad records are reported exactly as without a gate.
+    ``event_gate``: the same for the records that parse into a ``WinEvent`` (so map without
+    error), decided before mapping.
     """
-    yield from _read(path, stats, options, threads=0 if gate is None else 1, gate=gate)
+    yield from _read(path, stats, options, threads=0 if gate is None else 1, gate=gate,
+                     event_gate=event_gate)
 
 
 def record_type(head: str) -> tuple[str, int] | None:
@@ -341,7 +381,8 @@ def _digits(text: str) -> bool:
 
 
 def _read(path: Path, stats: ReadStats, options: ReadOptions,
-          threads: int, gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
+          threads: int, gate: RecordGate | None = None,
+          event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
     import evtx  # deferred: only EVTX input needs the native parser
 
     name = str(path)
@@ -400,7 +441,18 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                         stats.events += 1
                         continue
         try:
-            parsed = winevent_of(orjson.loads(item["data"]))
+            record = orjson.loads(item["data"])
+            if event_gate is not None:
+                # Skipped only when winevent_of would accept the record (its refusals are
+                # _checked's), with the same channel, provider, id and EventData.
+                checked = _checked(record)
+                if not isinstance(checked, str):
+                    event, system, _time, event_id = checked
+                    if not event_gate(str(system.get("Channel") or ""), provider_of(system),
+                                      event_id, event.get("EventData")):
+                        stats.events += 1
+                        continue
+            parsed = winevent_of(record)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             parsed = f"undecodable record ({type(exc).__name__})"
         if isinstance(parsed, str):

@@ -86,6 +86,8 @@ def iter_input_files(paths: Iterable[Path], stats: ReadStats | None = None) -> I
 
 EventFilter = Callable[[dict[str, Any]], bool]
 RecordGate = Callable[[str, int], bool]  # (provider name, event id) -> worth parsing
+# (channel, provider name, event id, EventData as parsed) of an EVTX record -> worth mapping
+EventGate = Callable[[str, str, int, Any], bool]
 
 
 def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | None = None,
@@ -112,7 +114,8 @@ def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | 
 
 
 def _read_one(path: Path, stats: ReadStats, options: ReadOptions,
-              gate: RecordGate | None = None) -> Iterator[dict[str, Any]]:
+              gate: RecordGate | None = None,
+              event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
     reader = reader_for(path)
     if reader is None:
         stats.bad(str(path), "", "unknown kind of file (expected .evtx, .ndjson, .jsonl, "
@@ -123,7 +126,7 @@ def _read_one(path: Path, stats: ReadStats, options: ReadOptions,
     if gate is not None and path.name.lower().endswith(".evtx"):
         from vigil.events.evtx import read_evtx_file
 
-        events = read_evtx_file(path, stats, options, gate)
+        events = read_evtx_file(path, stats, options, gate, event_gate)
     else:
         events = reader(path, stats, options)
     try:
@@ -136,14 +139,16 @@ def _read_one(path: Path, stats: ReadStats, options: ReadOptions,
 
 
 def read_file_whole(path: Path, options: ReadOptions, keep: EventFilter | None = None,
-                    gate: RecordGate | None = None) -> tuple[bytes, ReadStats]:
+                    gate: RecordGate | None = None,
+                    event_gate: EventGate | None = None) -> tuple[bytes, ReadStats]:
     """The (kept) events of one file as one JSON array, and its stats: the unit of work of a
     reading process (orjson bytes cross the process boundary faster than pickled dicts).
 
     ``gate``: for EVTX files, the record types worth parsing (``read_evtx_file``); records
-    of other types are counted but never parsed, so ``keep`` must reject all of them."""
+    of other types are counted but never parsed, so ``keep`` must reject all of them; the
+    same for the records ``event_gate`` (with ``gate`` only) rejects, parsed but unmapped."""
     stats = ReadStats()
-    events = [event for event in _read_one(path, stats, options, gate)
+    events = [event for event in _read_one(path, stats, options, gate, event_gate)
               if keep is None or keep(event)]
     return orjson.dumps(events), stats
 
