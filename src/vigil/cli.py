@@ -448,7 +448,7 @@ def rules_list(
     """
     from rich.console import Console
 
-    from vigil.rules import render_rule_list
+    from vigil.rules.render import render_rule_list
 
     Console(highlight=False).print(render_rule_list(_rules_from(paths)))
 
@@ -466,7 +466,8 @@ def rules_show(
     """
     from rich.console import Console
 
-    from vigil.rules import find_rule, render_rule
+    from vigil.rules import find_rule
+    from vigil.rules.render import render_rule
 
     rule = find_rule(_rules_from(rules), rule_id)
     if rule is None:

@@ -13,9 +13,11 @@ from rich.console import Console
 from tests.conftest import shared_dir
 from vigil.eql import parse
 from vigil.rules import (
-    LOGON_ID_NOTE,
     Rule,
     bundled_rules,
+)
+from vigil.rules.render import (
+    LOGON_ID_NOTE,
     joins_on_logon_id,
     render_rule,
     render_rule_list,

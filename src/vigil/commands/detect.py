@@ -10,17 +10,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from vigil.detect.indices import IndexSelector, index_of
 from vigil.detect.run import DetectOptions, DetectResult, run_detection
 from vigil.errors import RuleError
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.reader import LogonIdMode
-from vigil.report.outputs import print_table, write_csv, write_ndjson
 from vigil.report.safe import terminal_text
 from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, load_rules
 from vigil.rules.model import Rule
+
+
+class _Stderr:
+    """Plain stderr lines (rich is imported only for the table: it costs start-up time)."""
+
+    @staticmethod
+    def print(text: str, *, markup: bool = False) -> None:
+        sys.stderr.write(f"{text}\n")
+
 
 FORMATS = ("table", "ndjson", "csv", "html")
 ENGINES = ("auto", "fast", "reference")
@@ -68,7 +74,7 @@ def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[Rule
     return rules, notes, errors
 
 
-def _exception_filters(request: DetectRequest, rules: Sequence[Rule], err: Console
+def _exception_filters(request: DetectRequest, rules: Sequence[Rule], err: _Stderr
                        ) -> Callable[[Rule], Callable[[Mapping[str, Any]], bool] | None] | None:
     """The exceptions of ``--exceptions``, per rule; warnings go to stderr."""
     if request.exceptions is None:
@@ -88,7 +94,7 @@ def _exception_filters(request: DetectRequest, rules: Sequence[Rule], err: Conso
 
 
 def run_detect(request: DetectRequest) -> int:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = _Stderr()
     if request.output_format not in FORMATS:
         err.print(f"vigil detect: --format must be one of {', '.join(FORMATS)}", markup=False)
         return 2
@@ -131,8 +137,12 @@ def run_detect(request: DetectRequest) -> int:
 
 
 def _write(result: DetectResult, request: DetectRequest) -> None:
+    from vigil.report.outputs import print_table, write_csv, write_ndjson
+
     alerts = result.alerts
     if request.output_format == "table":
+        from rich.console import Console
+
         if request.output is not None:
             with request.output.open("w", encoding="utf-8") as handle:
                 print_table(alerts, Console(file=handle, width=200, highlight=False))
@@ -172,7 +182,7 @@ def _write(result: DetectResult, request: DetectRequest) -> None:
 
 
 def _explain(rules: Sequence[Rule], events: Sequence[Mapping[str, Any]], index_all: bool,
-             err: Console) -> None:
+             err: _Stderr) -> None:
     counts: dict[str | None, int] = {}
     for event in events:
         index = index_of(event)
@@ -189,7 +199,7 @@ def _explain(rules: Sequence[Rule], events: Sequence[Mapping[str, Any]], index_a
 
 
 def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], seconds: float,
-             err: Console) -> None:
+             err: _Stderr) -> None:
     err.print(
         f"read {stats.files:,} file(s), {stats.events:,} events in {seconds:.1f} s"
         + (f"; skipped {stats.bad_total:,} bad record(s):" if stats.bad_total else ""),

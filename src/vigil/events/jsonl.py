@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from vigil.events.logon import apply_intended_logon_id
-from vigil.events.otrf import nxlog_to_ecs
 from vigil.events.records import ReadOptions, ReadStats
 
 # ISO-8601 date or date-time (to the nanosecond, optional zone) or epoch milliseconds.
@@ -114,6 +113,8 @@ class _Finisher:
     def __call__(self, event: dict[str, Any], where: str) -> dict[str, Any] | None:
         winlog = event.get("winlog")
         if winlog is None and "EventID" in event and "Channel" in event:
+            from vigil.events.otrf import nxlog_to_ecs  # only exports of raw Windows events
+
             mapped = nxlog_to_ecs(event, self.options)
             if isinstance(mapped, str):
                 self.stats.bad(self.name, where, mapped, kind="bad Windows event")

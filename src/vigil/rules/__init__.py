@@ -1,4 +1,8 @@
-"""Elastic Security rules: the model, the loaders, exceptions and the bundled seed rule."""
+"""Elastic Security rules: the model, the loaders, exceptions and the bundled seed rule.
+
+Rendering for people (``vigil rules list/show``) lives in ``vigil.rules.render``, imported only
+where it is used: it pulls in a Markdown renderer that detection does not need.
+"""
 
 from __future__ import annotations
 
@@ -34,17 +38,8 @@ from vigil.rules.model import (
     Threat,
     parse_interval,
 )
-from vigil.rules.render import (
-    LOGON_ID_NOTE,
-    joins_on_logon_id,
-    render_rule,
-    render_rule_list,
-    rule_list_rows,
-    rule_markdown,
-)
 
 __all__ = [
-    "LOGON_ID_NOTE",
     "AttackRef",
     "DateMath",
     "ExceptionEntry",
@@ -62,7 +57,6 @@ __all__ = [
     "Threat",
     "bundled_rules",
     "find_rule",
-    "joins_on_logon_id",
     "load_exception_file",
     "load_exceptions",
     "load_rule_file",
@@ -70,10 +64,6 @@ __all__ = [
     "parse_exceptions_toml",
     "parse_interval",
     "parse_kibana_exceptions",
-    "render_rule",
-    "render_rule_list",
-    "rule_list_rows",
-    "rule_markdown",
     "validate",
     "validation_summary",
 ]
