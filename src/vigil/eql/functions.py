@@ -127,34 +127,24 @@ def fn_concat(*values: Any) -> Any:
     return None if parts is None else "".join(parts)
 
 
-def fn_ends_with(source: Any, suffix: Any, insensitive: bool = False) -> Any:
-    args = _str_args(source, suffix)
-    if args is None:
-        return None
-    text, tail = args
-    if insensitive:
-        return fold(text).endswith(fold(tail))
-    return text.endswith(tail)
+def _text_test(test: Callable[[str, str], bool]) -> Callable[..., Any]:
+    """endsWith / startsWith / stringContains: null in, null out; ``~`` folds case."""
+
+    def apply(source: Any, other: Any, insensitive: bool = False) -> Any:
+        args = _str_args(source, other)
+        if args is None:
+            return None
+        text, part = args
+        if insensitive:
+            text, part = fold(text), fold(part)
+        return test(text, part)
+
+    return apply
 
 
-def fn_starts_with(source: Any, prefix: Any, insensitive: bool = False) -> Any:
-    args = _str_args(source, prefix)
-    if args is None:
-        return None
-    text, head = args
-    if insensitive:
-        return fold(text).startswith(fold(head))
-    return text.startswith(head)
-
-
-def fn_string_contains(source: Any, needle: Any, insensitive: bool = False) -> Any:
-    args = _str_args(source, needle)
-    if args is None:
-        return None
-    text, part = args
-    if insensitive:
-        return fold(part) in fold(text)
-    return part in text
+fn_ends_with = _text_test(str.endswith)
+fn_starts_with = _text_test(str.startswith)
+fn_string_contains = _text_test(lambda text, part: part in text)
 
 
 def fn_index_of(source: Any, needle: Any, start: Any = None, insensitive: bool = False) -> Any:
