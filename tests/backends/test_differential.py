@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import shared_dir
-from vigil.backends import fast
+from vigil.backends import fast, fieldcheck
 from vigil.backends.fieldcheck import FieldCache, build_checks, query_field_cnfs
 from vigil.backends.prefilter import LineFilter, query_cnfs
 from vigil.detect.run import DetectOptions, ecs_schema, run_detection
@@ -261,3 +261,106 @@ def test_fast_path_with_many_prebuilt_rules_equals_reference(
     assert [(o.matches, o.dropped_by_cap) for o in got.outcomes] == \
         [(o.matches, o.dropped_by_cap) for o in expected.outcomes]
     assert stats.gated_rules >= len(sequences)
+
+
+# ------------------------------------------------------------------ line shapes, gate order
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.tuples(st.sampled_from([0, 3, 40, 700, 2000]),
+                                st.sampled_from(["regular", "no-brace", "no-timestamp"])),
+                      max_size=40),
+       ending=st.sampled_from([b"\n", b"", b"}\n", b"\n\n"]),
+       noise=st.tuples(st.integers(0, 100_000), st.sampled_from([b"\n", b"}", b"{", b"x\n{"])))
+def test_line_shape_equals_the_counts(lines: list[tuple[int, str]], ending: bytes,
+                                      noise: tuple[int, bytes]) -> None:
+    """``_line_shape`` (a walk between newlines for long lines) gives the newline count and
+    the regularity test of the two ``count`` passes it replaces."""
+    parts = []
+    for length, kind in lines:
+        body = b'"x":"' + b"a" * length + b'"'
+        if kind == "regular":
+            parts.append(b'{"@timestamp":"2024",' + body + b"}")
+        elif kind == "no-brace":
+            parts.append(b'{"@timestamp":"2024",' + body)
+        else:
+            parts.append(b"{" + body + b"}")
+    block = b"\n".join(parts) + ending
+    at, extra = noise
+    if block and at % 3 == 0:
+        at %= len(block)
+        block = block[:at] + extra + block[at:]
+    newlines = block.count(b"\n")
+    regular = (block.startswith(fast._REGULAR) and block.endswith(b"}\n")
+               and block.count(b"}\n" + fast._REGULAR) == newlines - 1)
+    assert fast._line_shape(block) == (newlines, regular)
+
+
+def test_key_gate_before_the_field_check_keeps_the_reference_answer(tmp_path: Path) -> None:
+    """In phase two the key gate runs before the field check; a key value that cannot be
+    hashed (an object in a list) leaves the decision to the check, as before: the line
+    below fails the check, so neither engine computes its keys."""
+    rule = _custom("""sequence by user.name with maxspan=10m
+       [authentication where event.action == "logon-failed"]
+       [authentication where event.action == "logged-in" and user.domain == "CORP"]""",
+                   "gate order")
+
+    def doc(second: int, action: str, user: Any, domain: str = "CORP") -> bytes:
+        return orjson.dumps({"@timestamp": f"2024-05-01T08:00:{second:02d}.000Z",
+                             "event": {"category": "authentication", "action": action},
+                             "user": {"name": user, "domain": domain}, "message": "alice CORP"})
+
+    lines = [doc(1, "logon-failed", "alice"), doc(2, "logged-in", [{"n": "alice"}], "OTHER"),
+             doc(3, "logged-in", "bob"), doc(4, "logged-in", "alice"),
+             *(doc(5 + n, "logged-in", f"user{n}") for n in range(30))]
+    path = tmp_path / "g.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    options = DetectOptions(now=NOW)
+    expected = run_detection([rule], list(read_events([path], ReadStats(), ReadOptions())),
+                             options=options)
+    got, stats = fast.run_fast([rule], [path], ReadStats(), ReadOptions(), options, workers=2)
+    assert stats.gated_rules == 1
+    assert _documents(got) == _documents(expected)
+    assert len(expected.alerts) == 1
+
+
+@cache
+def _big_clause_rules() -> tuple[Rule, ...]:
+    """Rules with a stage clause of many atoms on one field (set look-ups, regex screens)."""
+    schema = ecs_schema()
+    return tuple(r for r in corpus() if any(
+        len(clause) >= fieldcheck.SET_CLAUSE and len({n for n, _t, _c, _m in clause}) == 1
+        for cnf in query_field_cnfs(r.eql, schema, "event.category") for clause in cnf))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_big_clause_forms_equal_the_atom_loop(data: st.DataObject) -> None:
+    """A big clause tested by set look-ups (exact atoms) or behind a regex screen gives the
+    atom loop's answer, on values near the rule's constants (holding or not)."""
+    rule = data.draw(st.sampled_from(_big_clause_rules()))
+    schema = ecs_schema()
+    clauses = [clause for cnf in query_field_cnfs(rule.eql, schema, "event.category")
+               for clause in cnf if len(clause) >= fieldcheck.SET_CLAUSE
+               and len({name for name, _t, _c, _m in clause}) == 1]
+    clause = data.draw(st.sampled_from(clauses))
+    fast_check = fieldcheck.StageCheck.build((clause,), schema)
+    saved = fieldcheck.SET_CLAUSE
+    fieldcheck.SET_CLAUSE = 1 << 30
+    try:
+        loop_check = fieldcheck.StageCheck.build((clause,), schema)
+    finally:
+        fieldcheck.SET_CLAUSE = saved
+    assert fast_check is not None and loop_check is not None
+    assert fast_check.clauses[0][:2] != (None, None) and loop_check.clauses[0][:2] == (None, None)
+    texts = [text.replace("\0", "*") for _n, text, _c, _m in clause]
+    event: dict[str, Any] = {"@timestamp": "2024-05-01T08:00:00.000Z"}
+    nested = data.draw(st.booleans())
+    for name in {name for name, _t, _c, _m in clause}:
+        if data.draw(st.integers(0, 9)) < 9:
+            value = data.draw(value_for(texts))
+            if isinstance(value, str) and data.draw(st.booleans()):
+                value = data.draw(st.sampled_from(["", "x", "C:\\"])) + value + data.draw(
+                    st.sampled_from(["", ".exe", "\\y"]))
+            _set(event, name, value, nested)
+    assert fast_check(FieldCache(event)) == loop_check(FieldCache(event)), (rule.name, event)

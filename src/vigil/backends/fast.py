@@ -277,8 +277,12 @@ def _scan(work: _Range) -> _RangeResult:
     for block in _blocks(work.path, work.start, work.end):
         collector.block = block
         collector.lines_before = lines
-        count = block.count(b"\n") if first else 0  # line numbers: phase one only
-        suspects = _irregular(block, count, job.options) if first else ()
+        count = 0  # line numbers: phase one only
+        suspects: Sequence[int] = ()
+        if first:
+            count, regular = _line_shape(block)
+            if not regular or job.options.timestamp_field != "@timestamp":
+                suspects = _irregular(block, count, job.options)
         for start, end, stages in line_filter.candidates(block, suspects):
             collector.start = start
             raw = block[start:end]
@@ -301,6 +305,41 @@ def _scan(work: _Range) -> _RangeResult:
 
 
 _REGULAR = b'{"@timestamp":"2'
+
+
+SHORT_LINES = 512  # average line length (bytes) below which counting beats walking
+
+
+def _line_shape(block: bytes) -> tuple[int, bool]:
+    """The number of newlines in ``block`` and whether every line is regular (opens with
+    ``_REGULAR`` and closes with ``}``, the block ending with a newline): ``_irregular``'s
+    test, ``block.count(b"}\\n" + _REGULAR) == newlines - 1``, read off one walk from
+    newline to newline (``find`` runs at memchr speed; two ``count`` passes over a block of
+    long lines cost three times as much). Blocks of short lines are counted instead (the
+    walk pays per line); both ways give the same answer."""
+    find = block.find
+    probe = -1
+    for _ in range(16):
+        probe = find(b"\n", probe + 1)
+        if probe < 0:
+            break
+    if 0 <= probe < 16 * SHORT_LINES:
+        newlines = block.count(b"\n")
+        return newlines, (block.startswith(_REGULAR) and block.endswith(b"}\n")
+                          and block.count(b"}\n" + _REGULAR) == newlines - 1)
+    regular = block.startswith(_REGULAR) and block.endswith(b"}\n")
+    if not regular:
+        return block.count(b"\n"), False
+    last = len(block) - 1  # the final newline (checked above)
+    starts = block.startswith
+    newlines = 0
+    at = find(b"\n")
+    while at < last:  # a newline inside the block: after "}", before a regular line
+        newlines += 1
+        if block[at - 1] != 0x7D or not starts(_REGULAR, at + 1):
+            return newlines + block.count(b"\n", at + 1), False
+        at = find(b"\n", at + 1)
+    return newlines + 1, True
 
 
 def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
@@ -357,13 +396,27 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
                 index, index_known = index_of(event), True
             if not plan.selector.accepts(index):
                 continue
+        stage_plan = None
+        gate = key_sets.get(rule_no) if key_sets is not None else None
+        if gate is not None:
+            stage_plan = plan.compiled.plans(event)[plan_no]
+            # The key gate before the field check: both are necessary conditions, and in
+            # phase two the key (e.g. a source.ip of no failed logon) rejects most lines.
+            try:
+                outside = gate.isdisjoint(stage_plan.keys(event))
+            except TypeError:  # unhashable key values: decided after the check, as before
+                outside = False
+            else:
+                gate = None  # decided
+            if outside:
+                continue  # its partials never complete (see prefilter: the key gate)
         check = plan.checks[plan_no]
         if check is not None and not check(cache):
             continue
-        stage_plan = plan.compiled.plans(event)[plan_no]
-        gate = key_sets.get(rule_no) if key_sets is not None else None
+        if stage_plan is None:
+            stage_plan = plan.compiled.plans(event)[plan_no]
         if gate is not None and gate.isdisjoint(stage_plan.keys(event)):
-            continue  # its partials never complete (see prefilter: the key gate)
+            continue
         if stage_plan.matches(event):
             found.add(rule_no)
             if pivot:
