@@ -354,3 +354,24 @@ def test_event_gate_rejects_only_records_no_stage_matches(which: str) -> None:
                     plan.rule.name, parsed.event_id)
     if which == "seed":
         assert rejected > 500
+
+
+class _ReversePool:
+    """imap_unordered that hands results back in reverse order (the worst case)."""
+
+    def imap_unordered(self, function: Any, tasks: list[Any], chunksize: int = 1) -> Any:
+        assert chunksize >= 1
+        return reversed([function(task) for task in tasks])
+
+
+def test_read_others_yields_in_input_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           ) -> None:
+    paths = []
+    for number, size in enumerate((3, 50, 1, 20, 7)):
+        path = tmp_path / f"f{number}.bin"
+        path.write_bytes(b"x" * size)
+        paths.append(path)
+    monkeypatch.setattr(fast, "_read_other",
+                        lambda path: (path.encode(), fast.ReadStats()))
+    got = [data.decode() for data, _stats in fast._read_others(_ReversePool(), paths, 2)]
+    assert got == [str(path) for path in paths]

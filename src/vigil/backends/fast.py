@@ -543,8 +543,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     keys: dict[int, set[tuple[Any, ...]]] = {n: set() for n in gated}
     try:
         with context.Pool(workers) as pool:
-            for path, (data, file_stats) in zip(
-                    other, pool.imap(_read_other, [str(p) for p in other]), strict=True):
+            for path, (data, file_stats) in zip(other, _read_others(pool, other, workers),
+                                                 strict=True):
                 stats.merge(file_stats)
                 read = orjson.loads(data)
                 per_file[path] = read
@@ -656,6 +656,39 @@ def _sample(paths: Sequence[Path]) -> bytes:
 def _read_other(path: str) -> tuple[bytes, ReadStats]:
     job = _job()
     return read_file_whole(Path(path), job.options, _keep, job.record_gate, job.event_gate)
+
+
+def _read_other_at(task: tuple[int, str]) -> tuple[int, bytes, ReadStats]:
+    number, path = task
+    data, stats = _read_other(path)
+    return number, data, stats
+
+
+def _read_others(pool: Any, paths: Sequence[Path], workers: int,
+                 ) -> Iterator[tuple[bytes, ReadStats]]:
+    """``_read_other`` of each path, yielded in the order of ``paths``. The files are handed
+    out largest first (the last tasks are then the shortest, so the workers finish
+    together), a few per task: many small files cost a pipe round trip each otherwise."""
+    sizes: dict[int, int] = {}
+    for number, path in enumerate(paths):
+        try:
+            sizes[number] = path.stat().st_size
+        except OSError:
+            sizes[number] = 0
+    order = sorted(sizes, key=lambda number: -sizes[number])
+    chunk = max(1, min(_MAX_CHUNK, len(paths) // (workers * _TASKS_PER_WORKER)))
+    done: dict[int, tuple[bytes, ReadStats]] = {}
+    following = 0
+    for number, data, stats in pool.imap_unordered(
+            _read_other_at, [(n, str(paths[n])) for n in order], chunksize=chunk):
+        done[number] = (data, stats)
+        while following in done:
+            yield done.pop(following)
+            following += 1
+
+
+_MAX_CHUNK = 32  # files per task at most
+_TASKS_PER_WORKER = 4  # tasks per worker at least (when there are that many files)
 
 
 def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: int) -> None:
