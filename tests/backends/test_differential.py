@@ -84,24 +84,31 @@ def _set(event: dict[str, Any], name: str, value: Any, nested: bool) -> None:
     target[parts[-1]] = value
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_prefilter_keeps_every_line_the_reference_matches(data: st.DataObject) -> None:
-    rule = data.draw(st.sampled_from(corpus()))
-    schema = ecs_schema()
-    compiled = Compiled(rule.eql, SchemaResolver(None, "@timestamp", default=schema),
+def draw_rule_event(data: st.DataObject, rule: Rule,
+                    literals: list[str]) -> tuple[Compiled, dict[str, Any]]:
+    """The rule compiled, and an event whose fields get values near the rule's constants
+    (so that stages do match), nested or dotted, with some stages' categories."""
+    compiled = Compiled(rule.eql, SchemaResolver(None, "@timestamp", default=ecs_schema()),
                         "event.category")
-    cnfs = query_cnfs(rule.eql, schema)
-    literals = _literals(rule.eql)
-    # Fields the rule reads get values near its constants, so that stages do match.
     event: dict[str, Any] = {"@timestamp": "2024-05-01T08:00:00.000Z"}
     nested = data.draw(st.booleans())
     for field in rule.eql.fields():
         if data.draw(st.integers(0, 9)) < 8:
             _set(event, field.name, data.draw(value_for(literals)), nested)
-    for index, (stage_query, _keys) in enumerate(compiled.stage_nodes):
+    for stage_query, _keys in compiled.stage_nodes:
         if stage_query.category and data.draw(st.booleans()):
             _set(event, "event.category", [stage_query.category, "x"], nested)
+    return compiled, event
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_prefilter_keeps_every_line_the_reference_matches(data: st.DataObject) -> None:
+    rule = data.draw(st.sampled_from(corpus()))
+    schema = ecs_schema()
+    cnfs = query_cnfs(rule.eql, schema)
+    compiled, event = draw_rule_event(data, rule, _literals(rule.eql))
+    for index in range(len(compiled.stage_nodes)):
         if not compiled.plans(event)[index].matches(event):
             continue
         # Every JSON spelling of the event: orjson's, ASCII-escaped, and with escaped slashes.
@@ -188,18 +195,9 @@ def test_field_check_passes_every_event_the_reference_matches(data: st.DataObjec
     """The post-parse field check (a necessary condition) never rejects a matching event."""
     rule = data.draw(st.sampled_from(corpus()))
     schema = ecs_schema()
-    compiled = Compiled(rule.eql, SchemaResolver(None, "@timestamp", default=schema),
-                        "event.category")
     checks = build_checks(query_field_cnfs(rule.eql, schema, "event.category"), schema)
-    literals = _literals(rule.eql)
-    event: dict[str, Any] = {"@timestamp": "2024-05-01T08:00:00.000Z"}
-    nested = data.draw(st.booleans())
-    for field in rule.eql.fields():
-        if data.draw(st.integers(0, 9)) < 8:
-            _set(event, field.name, data.draw(value_for(literals)), nested)
-    for index, (stage_query, _keys) in enumerate(compiled.stage_nodes):
-        if stage_query.category and data.draw(st.booleans()):
-            _set(event, "event.category", [stage_query.category, "x"], nested)
+    compiled, event = draw_rule_event(data, rule, _literals(rule.eql))
+    for index in range(len(compiled.stage_nodes)):
         check = checks[index]
         if compiled.plans(event)[index].matches(event) and check is not None:
             assert check(FieldCache(event)), (rule.name, index, event)

@@ -12,7 +12,7 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tests.backends.test_differential import _literals, _set, corpus, value_for
+from tests.backends.test_differential import _literals, _set, corpus, draw_rule_event
 from vigil.backends.fieldcheck import (
     FieldCache,
     StageIndex,
@@ -143,19 +143,10 @@ def test_dispatch_passes_every_event_the_reference_matches(data: st.DataObject) 
     """Corpus rules: the key clause of a stage holds whenever the stage matches."""
     rule = data.draw(st.sampled_from(corpus()))
     schema = ecs_schema()
-    compiled = Compiled(rule.eql, SchemaResolver(None, "@timestamp", default=schema),
-                        "event.category")
     field_cnfs = query_field_cnfs(rule.eql, schema, "event.category")
     checks = build_checks(field_cnfs, schema)
-    literals = [*_literals(rule.eql), "\u202e", "ʰ"]
-    event: dict[str, Any] = {"@timestamp": "2024-05-01T08:00:00.000Z"}
-    nested = data.draw(st.booleans())
-    for field in rule.eql.fields():
-        if data.draw(st.integers(0, 9)) < 8:
-            _set(event, field.name, data.draw(value_for(literals)), nested)
-    for index, (stage_query, _keys) in enumerate(compiled.stage_nodes):
-        if stage_query.category and data.draw(st.booleans()):
-            _set(event, "event.category", [stage_query.category, "x"], nested)
+    compiled, event = draw_rule_event(data, rule, [*_literals(rule.eql), "\u202e", "ʰ"])
+    for index in range(len(compiled.stage_nodes)):
         if not compiled.plans(event)[index].matches(event):
             continue
         check = checks[index]
