@@ -143,7 +143,12 @@ def _data(system_tail: str) -> str:
 @pytest.mark.parametrize(("head", "expected"), [
     ('Microsoft-Windows-Security-Auditing","Guid":"5484"}},"EventID":4624,"Version":2',
      (AUDITING, 4624)),
-    ('Service Control Manager","Guid":"{555}","EventSourceName":"x"}},"EventID":7045', None),
+    ('Service Control Manager","Guid":"{555}","EventSourceName":"x"}},"EventID":7045',
+     ("Service Control Manager", 7045)),  # classic provider: Name is the provider name
+    ('DCOM","EventSourceName":"y"}},"EventID":{"#attributes":{"Qualifiers":0},"#text":10016}',
+     ("DCOM", 10016)),
+    ('P","Guid":"{5}","EventSourceName":"a\\"b"}},"EventID":1', None),
+    ('P","EventSourceName":"a","Guid":"{5}"}},"EventID":1', None),  # another order: parsed
     ('Service Control Manager"}},"EventID":{"#attributes":{"Qualifiers":16384},"#text":7045},'
      '"Level":4', ("Service Control Manager", 7045)),
     ('P"}},"EventID":"4624","Level":"0"', ("P", 4624)),
@@ -372,6 +377,6 @@ def test_read_others_yields_in_input_order(tmp_path: Path, monkeypatch: pytest.M
         path.write_bytes(b"x" * size)
         paths.append(path)
     monkeypatch.setattr(fast, "_read_other",
-                        lambda path: (path.encode(), fast.ReadStats()))
-    got = [data.decode() for data, _stats in fast._read_others(_ReversePool(), paths, 2)]
+                        lambda path: (path.encode(), [], fast.ReadStats()))
+    got = [data.decode() for data, _matched, _stats in fast._read_others(_ReversePool(), paths, 2)]
     assert got == [str(path) for path in paths]

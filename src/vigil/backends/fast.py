@@ -23,8 +23,10 @@ alert ids. This module only decides which events to keep, never what they mean:
    completed sequence has an event of its key at every positive stage, and missing stages and
    ``until`` only act on the partials of their own key. A pivot that never matches leaves
    none of the rule's other stages to read.
-3. Other inputs (.gz, .evtx, .zip, JSON arrays) are read by the reference readers, a process
-   per file, with the same exact stage filter; they also feed the key sets of step 2.
+3. Other inputs (.gz, .evtx, .zip, JSON arrays) are read by the reference readers in the
+   worker processes, with the same exact stage filter; each kept event comes back with the
+   rules it matches a stage of and, for gated sequences, its join keys (worked out in the
+   workers), which feed the key sets of step 2.
 
 Memory is bounded by the kept events (stage matches), not by the input: lines are scanned in
 fixed-size blocks. Bad records: every line that does not look like ``{"@timestamp":"2...}``
@@ -76,7 +78,7 @@ from vigil.eql.engine import Compiled, SchemaResolver
 from vigil.eql.schema import STRING_TYPES
 from vigil.events import ReadOptions, ReadStats
 from vigil.events.jsonl import _Finisher, _parse_line
-from vigil.events.reader import iter_input_files, read_file_whole
+from vigil.events.reader import iter_input_files, read_file
 from vigil.rules.model import Rule
 
 Event = Mapping[str, Any]
@@ -120,6 +122,7 @@ class _Job:
     stage_of: list[tuple[int, int]] = field(default_factory=list)  # global -> (rule, plan)
     line_filter: LineFilter | None = None  # phase one: every stage, gated ones opaque-only
     key_stages: dict[int, int] = field(default_factory=dict)  # pivot stage -> gated rule
+    gated: tuple[int, ...] = ()  # the sequences gated on their pivot's keys (step 2)
     key_sets: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # phase two gates
     phase_two: LineFilter | None = None  # the gated stages, scanned for key values
     phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
@@ -195,12 +198,6 @@ def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],
         if plan.compiled.plans(event)[plan_no].matches(event):
             found.add(rule_no)
     return frozenset(found)
-
-
-def _keep(event: dict[str, Any]) -> bool:
-    """The exact stage filter for events of non-NDJSON inputs (module level: picklable)."""
-    job = _job()
-    return bool(_matching_rules(job, event, range(len(job.stage_of)), job.stage_of))
 
 
 # ------------------------------------------------------------------ scanning workers
@@ -513,8 +510,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     plans = plan_rules(rules, sample)
     job = _Job(plans, read_options, options.index_all)
     if any(p.name.lower().endswith(".evtx") for p in other):
-        # EVTX records of a type no stage can match are skipped before parsing; _keep would
-        # drop them after mapping (evtx_gate's docstring has the argument).
+        # EVTX records of a type no stage can match are skipped before parsing; the stage
+        # filter (_matching_rules) would drop them after mapping (evtx_gate's docstring has the argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
         job.record_gate = evtx_gate.relevant
@@ -526,6 +523,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             cnfs.append(cnf)
     # Gate every sequence on the keys of its pivot stage (the rarest-looking positive one).
     gated = [n for n, p in enumerate(plans) if gate and p.pivot is not None and len(p.cnfs) > 1]
+    job.gated = tuple(gated)
     gated_stages: dict[int, int] = {}  # global stage -> rule, for the non-pivot stages
     phase_one = list(cnfs)
     for global_no, (rule_no, plan_no) in enumerate(job.stage_of):
@@ -538,22 +536,19 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     job.line_filter = LineFilter(phase_one, sample=sample)
     _JOB = job
     context = multiprocessing.get_context("fork")
-    per_file: dict[Path, list[dict[str, Any]]] = {}
+    per_file: dict[Path, list[tuple[dict[str, Any], _Matched]]] = {}
     kept: dict[Path, dict[int, tuple[bytes, frozenset[int]]]] = {p: {} for p in plain}
     keys: dict[int, set[tuple[Any, ...]]] = {n: set() for n in gated}
     try:
         with context.Pool(workers) as pool:
-            for path, (data, file_stats) in zip(other, _read_others(pool, other, workers),
-                                                 strict=True):
+            for path, (data, matched, file_stats) in zip(
+                    other, _read_others(pool, other, workers), strict=True):
                 stats.merge(file_stats)
-                read = orjson.loads(data)
-                per_file[path] = read
-                for event in read:
-                    for n in gated:
-                        plan = plans[n]
-                        stage_plan = plan.compiled.plans(event)[plan.pivot]  # type: ignore[index]
-                        if stage_plan.matches(event):
-                            keys[n].update(stage_plan.keys(event))
+                received = list(zip(orjson.loads(data), matched, strict=True))
+                per_file[path] = received
+                for _event, (_rules, joins) in received:
+                    for n, (pivot_keys, _stage_keys) in joins.items():
+                        keys[n].update(pivot_keys)
             _trace("other inputs read")
             for path in plain:
                 stats.files += 1
@@ -593,7 +588,6 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
         _JOB = None
     # Each rule runs on the events that match one of its stages (the others change nothing
     # for it), so broad stages of one rule do not make every rule search their events.
-    everyone = frozenset(range(len(rules)))
     events: list[dict[str, Any]] = []
     per_rule: list[list[dict[str, Any]]] = [[] for _ in rules]
     for path in files:
@@ -602,8 +596,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             parsed = _reparse([raw for _o, (raw, _r) in ordered], str(path), read_options)
             pairs = list(zip(parsed, (r for _o, (_raw, r) in ordered), strict=True))
         else:
-            pairs = [(event, _other_rules(plans, gated, keys, event, everyone))
-                     for event in per_file.get(path, ())]
+            pairs = [(event, _keyed_rules(matched, keys))
+                     for event, matched in per_file.get(path, ())]
         for event, rule_numbers in pairs:
             events.append(event)
             for number in rule_numbers:
@@ -620,18 +614,14 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     return result, fast
 
 
-def _other_rules(plans: Sequence[RulePlan], gated: Sequence[int],
-                 keys: Mapping[int, set[tuple[Any, ...]]], event: dict[str, Any],
-                 everyone: frozenset[int]) -> frozenset[int]:
-    """The rules an event of a non-NDJSON input goes to: every rule, but a gated sequence
-    only when one of the stages the event matches gives it a join key of the pivot's (step 2
+def _keyed_rules(matched: _Matched, keys: Mapping[int, set[tuple[Any, ...]]]) -> frozenset[int]:
+    """The rules an event of a non-NDJSON input goes to: those with a stage it matches, but a
+    gated sequence only when a stage it matches gives it a join key of the pivot's (step 2
     of the module docstring: under any other key no partial completes, and missing stages
     and ``until`` only act on the partials of their own key)."""
-    rules = everyone
-    for n in gated:
-        found = keys[n]
-        if all(found.isdisjoint(stage.keys(event)) or not stage.matches(event)
-               for stage in plans[n].compiled.plans(event)):
+    rules, joins = matched
+    for n, (_pivot_keys, stage_keys) in joins.items():
+        if keys[n].isdisjoint(stage_keys):
             rules = rules - {n}
     return rules
 
@@ -653,19 +643,59 @@ def _sample(paths: Sequence[Path]) -> bytes:
     return data[: data.rfind(b"\n") + 1]
 
 
-def _read_other(path: str) -> tuple[bytes, ReadStats]:
+# What a worker reports with each kept event of a non-NDJSON input: the rules with a stage
+# it matches and, per gated sequence among them, the join keys of the event under the pivot
+# (when the pivot matches) and under every stage it matches.
+_Joins = dict[int, tuple[frozenset[tuple[Any, ...]], frozenset[tuple[Any, ...]]]]
+_Matched = tuple[frozenset[int], _Joins]
+
+
+def _read_other(path: str) -> tuple[bytes, list[_Matched], ReadStats]:
+    """One non-NDJSON file: its events that match a stage of some rule (as one JSON array:
+    orjson bytes cross the process boundary faster than pickled dicts), what each matches,
+    and the file's stats. The join keys are worked out here, on both cores, not by the
+    process that gathers the results."""
     job = _job()
-    return read_file_whole(Path(path), job.options, _keep, job.record_gate, job.event_gate)
+    stats = ReadStats()
+    stages = range(len(job.stage_of))
+    events: list[dict[str, Any]] = []
+    matched: list[_Matched] = []
+    for event in read_file(Path(path), stats, job.options, job.record_gate, job.event_gate):
+        rule_numbers = _matching_rules(job, event, stages, job.stage_of)
+        if not rule_numbers:
+            continue
+        joins: _Joins = {}
+        for n in job.gated:
+            if n in rule_numbers:
+                joins[n] = _join_keys(job.plans[n], event)
+        events.append(event)
+        matched.append((rule_numbers, joins))
+    return orjson.dumps(events), matched, stats
 
 
-def _read_other_at(task: tuple[int, str]) -> tuple[int, bytes, ReadStats]:
+def _join_keys(plan: RulePlan, event: dict[str, Any],
+               ) -> tuple[frozenset[tuple[Any, ...]], frozenset[tuple[Any, ...]]]:
+    """The event's join keys under the pivot stage (if it matches it) and under all the
+    stages it matches."""
+    pivot: set[tuple[Any, ...]] = set()
+    every: set[tuple[Any, ...]] = set()
+    for number, stage in enumerate(plan.compiled.plans(event)):
+        if stage.matches(event):
+            found = stage.keys(event)
+            every.update(found)
+            if number == plan.pivot:
+                pivot.update(found)
+    return frozenset(pivot), frozenset(every)
+
+
+def _read_other_at(task: tuple[int, str]) -> tuple[int, bytes, list[_Matched], ReadStats]:
     number, path = task
-    data, stats = _read_other(path)
-    return number, data, stats
+    data, matched, stats = _read_other(path)
+    return number, data, matched, stats
 
 
 def _read_others(pool: Any, paths: Sequence[Path], workers: int,
-                 ) -> Iterator[tuple[bytes, ReadStats]]:
+                 ) -> Iterator[tuple[bytes, list[_Matched], ReadStats]]:
     """``_read_other`` of each path, yielded in the order of ``paths``. The files are handed
     out largest first (the last tasks are then the shortest, so the workers finish
     together), a few per task: many small files cost a pipe round trip each otherwise."""
@@ -677,11 +707,11 @@ def _read_others(pool: Any, paths: Sequence[Path], workers: int,
             sizes[number] = 0
     order = sorted(sizes, key=lambda number: -sizes[number])
     chunk = max(1, min(_MAX_CHUNK, len(paths) // (workers * _TASKS_PER_WORKER)))
-    done: dict[int, tuple[bytes, ReadStats]] = {}
+    done: dict[int, tuple[bytes, list[_Matched], ReadStats]] = {}
     following = 0
-    for number, data, stats in pool.imap_unordered(
+    for number, data, matched, stats in pool.imap_unordered(
             _read_other_at, [(n, str(paths[n])) for n in order], chunksize=chunk):
-        done[number] = (data, stats)
+        done[number] = (data, matched, stats)
         while following in done:
             yield done.pop(following)
             following += 1

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 Value = Any  # None | str | int | float | bool | list[...]
@@ -219,8 +220,13 @@ def format_date_ns(ns: int) -> str:
 
 
 def normalize_ip(value: Any) -> str | None:
+    return _normalize_ip_text(str(value).strip())
+
+
+@lru_cache(maxsize=4096)  # addresses repeat in logs; parsing one takes microseconds
+def _normalize_ip_text(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(str(value).strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 

@@ -58,6 +58,7 @@ _HEAD_END = len(_HEAD)
 _TIME = ',"TimeCreated":{"#attributes":{"SystemTime":"'
 _TIME_LEN = len(_TIME)
 _QUALIFIED = '{"#attributes":{"Qualifiers":'
+_SOURCE_NAME = '","EventSourceName":"'
 # orjson refuses nesting 1024 deep: that takes 1024 opening and as many closing brackets, so
 # a shorter record cannot, nor a record with fewer opening brackets.
 _DEPTH_LIMIT = 1000
@@ -337,8 +338,8 @@ def record_type(head: str) -> tuple[str, int] | None:
 
     The crate writes valid JSON without duplicate keys, so: the text after ``_HEAD`` is the
     Name attribute of System/Provider (a string without escapes, non-empty, so it is the
-    provider name); Provider holds at most a Guid besides; EventID is System's next key, a
-    number, a string of digits, or ``{"#attributes":{"Qualifiers":N},"#text":N}``; between
+    provider name); Provider holds at most a Guid and an EventSourceName besides; EventID is
+    System's next key, a number, a string of digits, or ``{"#attributes":{"Qualifiers":N},"#text":N}``; between
     its value and ``_TIME`` there is no brace at all, so no object opens or closes and that
     TimeCreated key is System's own."""
     quote = head.find('"')
@@ -349,6 +350,11 @@ def record_type(head: str) -> tuple[str, int] | None:
     if rest.startswith('","Guid":"'):
         end = rest.find('"', 10)
         if end < 0 or "\\" in rest[10:end]:
+            return None
+        rest = rest[end:]
+    if rest.startswith(_SOURCE_NAME):  # classic providers: the Name is still the one used
+        end = rest.find('"', len(_SOURCE_NAME))
+        if end < 0 or "\\" in rest[len(_SOURCE_NAME):end]:
             return None
         rest = rest[end:]
     if not rest.startswith('"}},"EventID":'):
@@ -399,66 +405,77 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                   kind="not a readable EVTX file")
         stats.files_failed += 1
         return
+    last: dict[str, Any] | None = None  # the last record read (its number places errors)
     last_good: int | None = None
     errors_in_a_row = 0
+    skipped = 0  # records the gates skipped, added to stats.events before each yield
     verdicts: dict[str, bool] = {}  # text between _HEAD and _TIME -> may be skipped
-    while True:
-        try:
-            item = next(records)
-        except StopIteration:
-            break
-        except Exception as exc:  # one bad chunk or record; the iterator goes on after it
-            errors_in_a_row += 1
-            _report(name, str(exc), layout, last_good, stats)
-            if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
-                stats.bad(name, "", "gave up: the parser does not advance past damaged data",
-                          kind="unreadable file")
+    try:
+        while True:
+            try:
+                item = next(records)
+            except StopIteration:
                 break
-            continue
-        errors_in_a_row = 0
-        if not isinstance(item, dict):
-            continue
-        number = item.get("event_record_id")
-        if isinstance(number, int):
-            last_good = number
-        if gate is not None:
-            data = item.get("data")
-            # A skipped record must be one that maps without error: an object with a
-            # System whose EventID is a number and whose TimeCreated/SystemTime is a
-            # non-empty string, and JSON that orjson accepts (the crate writes valid JSON;
-            # orjson's only extra limit is nesting depth).
-            if type(data) is str and data.startswith(_HEAD):
-                at = data.find(_TIME, _HEAD_END)
-                if at > 0:
-                    head = data[_HEAD_END:at]
-                    skip = verdicts.get(head)
-                    if skip is None:
-                        kind = record_type(head)
-                        skip = verdicts[head] = kind is not None and not gate(*kind)
-                    if skip and data[at + _TIME_LEN:at + _TIME_LEN + 1] not in ('"', "") and (
-                            len(data) < _SHALLOW
-                            or data.count("{") + data.count("[") < _DEPTH_LIMIT):
-                        stats.events += 1
-                        continue
-        try:
-            record = orjson.loads(item["data"])
-            if event_gate is not None:
-                # Skipped only when winevent_of would accept the record (its refusals are
-                # _checked's), with the same channel, provider, id and EventData.
-                checked = _checked(record)
-                if not isinstance(checked, str):
-                    event, system, _time, event_id = checked
-                    if not event_gate(str(system.get("Channel") or ""), provider_of(system),
-                                      event_id, event.get("EventData")):
-                        stats.events += 1
-                        continue
-            parsed = winevent_of(record)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            parsed = f"undecodable record ({type(exc).__name__})"
-        if isinstance(parsed, str):
-            stats.bad(name, f"record {number}", parsed, kind="bad EVTX record")
-            continue
-        yield to_ecs(parsed, options.logon_id)
+            except Exception as exc:  # one bad chunk or record; the iterator goes on after it
+                errors_in_a_row += 1
+                number = last.get("event_record_id") if last is not None else None
+                if isinstance(number, int):
+                    last_good = number
+                _report(name, str(exc), layout, last_good, stats)
+                if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
+                    stats.bad(name, "", "gave up: the parser does not advance past damaged data",
+                              kind="unreadable file")
+                    break
+                continue
+            errors_in_a_row = 0
+            if type(item) is not dict:
+                continue
+            last = item
+            if gate is not None:
+                data = item.get("data")
+                # A skipped record must be one that maps without error: an object with a
+                # System whose EventID is a number and whose TimeCreated/SystemTime is a
+                # non-empty string, and JSON that orjson accepts (the crate writes valid JSON;
+                # orjson's only extra limit is nesting depth). The per-record hot path: kept
+                # to the few string operations the decision needs.
+                if type(data) is str and data.startswith(_HEAD):
+                    at = data.find(_TIME, _HEAD_END)
+                    if at > 0:
+                        head = data[_HEAD_END:at]
+                        skip = verdicts.get(head)
+                        if skip is None:
+                            kind = record_type(head)
+                            skip = verdicts[head] = kind is not None and not gate(*kind)
+                        at += _TIME_LEN
+                        if skip and at < len(data) and data[at] != '"' and (
+                                len(data) < _SHALLOW
+                                or data.count("{") + data.count("[") < _DEPTH_LIMIT):
+                            skipped += 1
+                            continue
+            number = item.get("event_record_id")
+            try:
+                record = orjson.loads(item["data"])
+                if event_gate is not None:
+                    # Skipped only when winevent_of would accept the record (its refusals are
+                    # _checked's), with the same channel, provider, id and EventData.
+                    checked = _checked(record)
+                    if not isinstance(checked, str):
+                        event, system, _time, event_id = checked
+                        if not event_gate(str(system.get("Channel") or ""), provider_of(system),
+                                          event_id, event.get("EventData")):
+                            skipped += 1
+                            continue
+                parsed = winevent_of(record)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                parsed = f"undecodable record ({type(exc).__name__})"
+            if isinstance(parsed, str):
+                stats.bad(name, f"record {number}", parsed, kind="bad EVTX record")
+                continue
+            stats.events += skipped
+            skipped = 0
+            yield to_ecs(parsed, options.logon_id)
+    finally:
+        stats.events += skipped
     if layout.partial_chunk is not None:
         index = layout.partial_chunk
         stats.bad(name, f"chunk {index}",

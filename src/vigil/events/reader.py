@@ -12,17 +12,20 @@ import importlib
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vigil.events.jsonl import read_json_lines
 from vigil.events.records import LogonIdMode, ReadOptions, ReadStats
 
-__all__ = ["LogonIdMode", "ReadOptions", "Reader", "iter_input_files", "read_events", "reader_for"]
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+__all__ = ["LogonIdMode", "ReadOptions", "Reader", "iter_input_files", "read_events", "read_file",
+           "reader_for"]
 
 Reader = Callable[[Path, ReadStats, ReadOptions], Iterator[dict[str, Any]]]
 
@@ -108,14 +111,17 @@ def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | 
             yield from _read_parallel(files, stats, options, keep)
             return
     for path in files:
-        for event in _read_one(path, stats, options):
+        for event in read_file(path, stats, options):
             if keep is None or keep(event):
                 yield event
 
 
-def _read_one(path: Path, stats: ReadStats, options: ReadOptions,
+def read_file(path: Path, stats: ReadStats, options: ReadOptions,
               gate: RecordGate | None = None,
               event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
+    """The events of one file, bad records counted in ``stats``. ``gate`` and ``event_gate``
+    (EVTX files only): the record types and records worth mapping (``read_evtx_file``); the
+    others are counted as read but not yielded."""
     reader = reader_for(path)
     if reader is None:
         stats.bad(str(path), "", "unknown kind of file (expected .evtx, .ndjson, .jsonl, "
@@ -148,13 +154,15 @@ def read_file_whole(path: Path, options: ReadOptions, keep: EventFilter | None =
     of other types are counted but never parsed, so ``keep`` must reject all of them; the
     same for the records ``event_gate`` (with ``gate`` only) rejects, parsed but unmapped."""
     stats = ReadStats()
-    events = [event for event in _read_one(path, stats, options, gate, event_gate)
+    events = [event for event in read_file(path, stats, options, gate, event_gate)
               if keep is None or keep(event)]
     return orjson.dumps(events), stats
 
 
 def _read_parallel(files: list[Path], stats: ReadStats, options: ReadOptions,
                    keep: EventFilter | None) -> Iterator[dict[str, Any]]:
+    from concurrent.futures import ProcessPoolExecutor  # only parallel reads need it
+
     # Not "fork": the native EVTX parser may hold threads, which fork does not copy safely.
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)

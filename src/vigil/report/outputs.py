@@ -9,15 +9,17 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from vigil.detect.alerts import Alert
 from vigil.eql.schema import raw_getter
 from vigil.report.safe import csv_cell, terminal_text
+
+if TYPE_CHECKING:  # rich is imported where a table is drawn: NDJSON and CSV runs skip it
+    from rich.console import Console
+    from rich.table import Table
 
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
@@ -41,6 +43,8 @@ _TABLE_SKIP = ("host", "user", "source_ip", "user_domain", "source_port", "logon
 
 
 def alerts_table(alerts: Sequence[Alert]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(alerts)} alert(s)", title_justify="left", show_lines=False)
     for column in ("time", "rule", "severity", "host", "user", "source.ip", "summary"):
         table.add_column(column, overflow="fold")
