@@ -39,6 +39,7 @@ skipped).
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import os
@@ -79,6 +80,7 @@ from vigil.eql.schema import STRING_TYPES
 from vigil.events import ReadOptions, ReadStats
 from vigil.events.jsonl import _Finisher, _parse_line
 from vigil.events.reader import iter_input_files, read_file
+from vigil.events.records import RecordGates
 from vigil.rules.model import Rule
 
 Event = Mapping[str, Any]
@@ -126,9 +128,8 @@ class _Job:
     key_sets: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # phase two gates
     phase_two: LineFilter | None = None  # the gated stages, scanned for key values
     phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
-    record_gate: Callable[[str, int], bool] | None = None  # EVTX record types worth parsing
+    gates: RecordGates | None = None  # the EVTX records worth mapping (evtx_gate)
     indexes: dict[tuple[bool, tuple[int, ...]], StageIndex] = field(default_factory=dict)
-    event_gate: Callable[[str, str, int, Any], bool] | None = None  # EVTX records worth mapping
 
 
 _JOB: _Job | None = None
@@ -514,8 +515,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
         # filter (_matching_rules) would drop them after mapping (evtx_gate's docstring has the argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
-        job.record_gate = evtx_gate.relevant
-        job.event_gate = evtx_gate.relevant_event
+        job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)
     cnfs: list[Cnf] = []
     for rule_no, plan in enumerate(plans):
         for plan_no, cnf in enumerate(plan.cnfs):
@@ -535,6 +535,10 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 phase_one[global_no] = (frozenset(),)  # phase two looks for these
     job.line_filter = LineFilter(phase_one, sample=sample)
     _JOB = job
+    # The workers share the parent's objects until they write to them; collecting them in
+    # a worker would touch (and copy) every page that holds one. Python's advice for forking
+    # servers: freeze them first (undone below, so the parent still collects them later).
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     per_file: dict[Path, list[tuple[dict[str, Any], _Matched]]] = {}
     kept: dict[Path, dict[int, tuple[bytes, frozenset[int]]]] = {p: {} for p in plain}
@@ -586,6 +590,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             _trace("phase two")
     finally:
         _JOB = None
+        gc.unfreeze()
     # Each rule runs on the events that match one of its stages (the others change nothing
     # for it), so broad stages of one rule do not make every rule search their events.
     events: list[dict[str, Any]] = []
@@ -660,7 +665,7 @@ def _read_other(path: str) -> tuple[bytes, list[_Matched], ReadStats]:
     stages = range(len(job.stage_of))
     events: list[dict[str, Any]] = []
     matched: list[_Matched] = []
-    for event in read_file(Path(path), stats, job.options, job.record_gate, job.event_gate):
+    for event in read_file(Path(path), stats, job.options, job.gates):
         rule_numbers = _matching_rules(job, event, stages, job.stage_of)
         if not rule_numbers:
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from vigil.events.ecs import to_ecs
-from vigil.events.records import ReadOptions, ReadStats
+from vigil.events.records import ReadOptions, ReadStats, RecordGates
 from vigil.events.winlog import WinEvent, data_text
 
 FILE_MAGIC = b"ElfFile\x00"
@@ -42,13 +42,6 @@ _BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\Z
 _CHUNK_ERROR = re.compile(r"Failed to parse chunk number (\d{1,12})")
 _RECORD_ERROR = re.compile(r"Failed to parse record number (\d{1,20})")
 
-# A record gate: may a record of this (provider name, event id) matter to the caller? Records
-# it rejects are counted as read but never parsed (see ``_skippable``).
-RecordGate = Callable[[str, int], bool]
-# A second gate, on records the first one keeps, parsed but not mapped: may a record with
-# this (channel, provider name, event id, EventData section as parsed) matter to the
-# caller? Records it rejects are counted as read, never mapped.
-EventGate = Callable[[str, str, int, Any], bool]
 
 # How the evtx crate's JSON of a record begins; the record type is read from the text between
 # the provider name and the TimeCreated key.
@@ -317,18 +310,16 @@ def winevent_of(record: dict[str, Any]) -> WinEvent | str:
 
 
 def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions,
-                   gate: RecordGate | None = None,
-                   event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
+                   gates: RecordGates | None = None) -> Iterator[dict[str, Any]]:
     """ECS events of one EVTX file; damage is counted in ``stats``, never raised.
 
-    ``gate``: records whose type it rejects are skipped unparsed and unmapped, and counted in
-    ``stats.events`` here (they are read, but not yielded); only records that would map
-    without error are ever skipped, so bad records are reported exactly as without a gate.
-    ``event_gate``: the same for the records that parse into a ``WinEvent`` (so map without
-    error), decided before mapping.
+    ``gates``: records they reject are skipped and counted in ``stats.events`` here (they
+    are read, but not yielded). Only records that would map without error are ever skipped,
+    so bad records are reported exactly as without gates. ``gates.record`` decides on the
+    record type, read from the text (``record_type``): rejected ones are never parsed;
+    ``gates.event`` on the parsed record (channel, type, EventData), before mapping.
     """
-    yield from _read(path, stats, options, threads=0 if gate is None else 1, gate=gate,
-                     event_gate=event_gate)
+    yield from _read(path, stats, options, threads=0 if gates is None else 1, gates=gates)
 
 
 def record_type(head: str) -> tuple[str, int] | None:
@@ -387,8 +378,7 @@ def _digits(text: str) -> bool:
 
 
 def _read(path: Path, stats: ReadStats, options: ReadOptions,
-          threads: int, gate: RecordGate | None = None,
-          event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
+          threads: int, gates: RecordGates | None = None) -> Iterator[dict[str, Any]]:
     import evtx  # deferred: only EVTX input needs the native parser
 
     name = str(path)
@@ -410,6 +400,11 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
     errors_in_a_row = 0
     skipped = 0  # records the gates skipped, added to stats.events before each yield
     verdicts: dict[str, bool] = {}  # text between _HEAD and _TIME -> may be skipped
+    # The last head looked up, where its _TIME starts, and its verdict (at first none: the
+    # text at 0 is _HEAD, never _TIME).
+    last_head, last_end, last_skip = "", 0, False
+    gate = gates.record if gates is not None else None
+    event_gate = gates.event if gates is not None else None
     try:
         while True:
             try:
@@ -439,19 +434,30 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                 # orjson's only extra limit is nesting depth). The per-record hot path: kept
                 # to the few string operations the decision needs.
                 if type(data) is str and data.startswith(_HEAD):
-                    at = data.find(_TIME, _HEAD_END)
-                    if at > 0:
-                        head = data[_HEAD_END:at]
-                        skip = verdicts.get(head)
-                        if skip is None:
-                            kind = record_type(head)
-                            skip = verdicts[head] = kind is not None and not gate(*kind)
-                        at += _TIME_LEN
-                        if skip and at < len(data) and data[at] != '"' and (
-                                len(data) < _SHALLOW
-                                or data.count("{") + data.count("[") < _DEPTH_LIMIT):
-                            skipped += 1
-                            continue
+                    # Records come in runs of one type: the last head is tried first. When
+                    # the text after _HEAD is that head and then _TIME, that is _TIME's first
+                    # occurrence (the head came from a record whose first one ended it).
+                    if data.startswith(last_head, _HEAD_END) and data.startswith(_TIME,
+                                                                                 last_end):
+                        at, skip = last_end, last_skip
+                    else:
+                        at = data.find(_TIME, _HEAD_END)
+                        if at > 0:
+                            head = data[_HEAD_END:at]
+                            known = verdicts.get(head)
+                            if known is None:
+                                kind = record_type(head)
+                                known = verdicts[head] = kind is not None and not gate(*kind)
+                            skip = known
+                            last_head, last_end, last_skip = head, at, skip
+                        else:
+                            skip = False
+                    at += _TIME_LEN
+                    if skip and at < len(data) and data[at] != '"' and (
+                            len(data) < _SHALLOW
+                            or data.count("{") + data.count("[") < _DEPTH_LIMIT):
+                        skipped += 1
+                        continue
             number = item.get("event_record_id")
             try:
                 record = orjson.loads(item["data"])

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vigil.events.jsonl import read_json_lines
-from vigil.events.records import LogonIdMode, ReadOptions, ReadStats
+from vigil.events.records import LogonIdMode, ReadOptions, ReadStats, RecordGates
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -88,9 +88,6 @@ def iter_input_files(paths: Iterable[Path], stats: ReadStats | None = None) -> I
 
 
 EventFilter = Callable[[dict[str, Any]], bool]
-RecordGate = Callable[[str, int], bool]  # (provider name, event id) -> worth parsing
-# (channel, provider name, event id, EventData as parsed) of an EVTX record -> worth mapping
-EventGate = Callable[[str, str, int, Any], bool]
 
 
 def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | None = None,
@@ -117,11 +114,10 @@ def read_events(paths: Iterable[Path], stats: ReadStats, options: ReadOptions | 
 
 
 def read_file(path: Path, stats: ReadStats, options: ReadOptions,
-              gate: RecordGate | None = None,
-              event_gate: EventGate | None = None) -> Iterator[dict[str, Any]]:
-    """The events of one file, bad records counted in ``stats``. ``gate`` and ``event_gate``
-    (EVTX files only): the record types and records worth mapping (``read_evtx_file``); the
-    others are counted as read but not yielded."""
+              gates: RecordGates | None = None) -> Iterator[dict[str, Any]]:
+    """The events of one file, bad records counted in ``stats``. ``gates`` (EVTX files
+    only): the records worth mapping (``read_evtx_file``); the others are counted as read
+    but not yielded."""
     reader = reader_for(path)
     if reader is None:
         stats.bad(str(path), "", "unknown kind of file (expected .evtx, .ndjson, .jsonl, "
@@ -129,10 +125,10 @@ def read_file(path: Path, stats: ReadStats, options: ReadOptions,
         stats.files_failed += 1
         return
     stats.files += 1
-    if gate is not None and path.name.lower().endswith(".evtx"):
+    if gates is not None and path.name.lower().endswith(".evtx"):
         from vigil.events.evtx import read_evtx_file
 
-        events = read_evtx_file(path, stats, options, gate, event_gate)
+        events = read_evtx_file(path, stats, options, gates)
     else:
         events = reader(path, stats, options)
     try:
@@ -145,16 +141,11 @@ def read_file(path: Path, stats: ReadStats, options: ReadOptions,
 
 
 def read_file_whole(path: Path, options: ReadOptions, keep: EventFilter | None = None,
-                    gate: RecordGate | None = None,
-                    event_gate: EventGate | None = None) -> tuple[bytes, ReadStats]:
+                    ) -> tuple[bytes, ReadStats]:
     """The (kept) events of one file as one JSON array, and its stats: the unit of work of a
-    reading process (orjson bytes cross the process boundary faster than pickled dicts).
-
-    ``gate``: for EVTX files, the record types worth parsing (``read_evtx_file``); records
-    of other types are counted but never parsed, so ``keep`` must reject all of them; the
-    same for the records ``event_gate`` (with ``gate`` only) rejects, parsed but unmapped."""
+    reading process (orjson bytes cross the process boundary faster than pickled dicts)."""
     stats = ReadStats()
-    events = [event for event in read_file(path, stats, options, gate, event_gate)
+    events = [event for event in read_file(path, stats, options)
               if keep is None or keep(event)]
     return orjson.dumps(events), stats
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 LogonIdMode = Literal["intended", "elastic"]
 
@@ -68,3 +69,19 @@ class ReadStats:
         room = KEEP_BAD_RECORDS - len(self.bad_records)
         if room > 0:
             self.bad_records.extend(other.bad_records[:room])
+
+
+# (provider name, event id) of an EVTX record -> may it matter to the caller?
+RecordGate = Callable[[str, int], bool]
+# (channel, provider name, event id, EventData section as parsed) -> may it matter?
+EventGate = Callable[[str, str, int, Any], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordGates:
+    """What the EVTX reader may skip for a caller (``read_evtx_file`` says how): record
+    types by ``record``, and records of the types it keeps by ``event`` (parsed, before
+    mapping)."""
+
+    record: RecordGate
+    event: EventGate | None = None
