@@ -1,8 +1,15 @@
 """vigil's benchmark: every figure is a ratio against a baseline measured in the same run
 (machines here are shared and noisy). Each measurement is a separate process under
-``/usr/bin/time -v`` (wall time, peak RSS of the largest process: the main one or a worker).
+``/usr/bin/time -v`` (wall time, peak RSS of the largest process: the main one or a worker);
+with ``--repeat N`` a baseline and what is compared with it run alternately N times each and
+the medians are compared.
 
-    .venv/bin/python benchmarks/run.py --events 1000000 --rss-events 5000000 --all-rules
+    .venv/bin/python benchmarks/run.py --events 1000000 --rss-events 5000000 --all-rules \
+        --repeat 3 --evtx-copies 20,100
+
+vigil's modules are byte-compiled first (``compileall``), as a regular install does: an
+editable install on a machine with PYTHONDONTWRITEBYTECODE set (these are) would otherwise
+compile vigil's source again in every process, ~0.06 s.
 
 Measures, on a generated file (benchmarks/generate.py):
   bare     a plain Python line read of the file (the baseline of the 40% target)
@@ -18,13 +25,16 @@ Measures, on a generated file (benchmarks/generate.py):
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,8 +54,24 @@ def timed(command: list[str]) -> tuple[float, int, str]:
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])} ... failed:\n{done.stderr[-1500:]}")
-    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    rss = int(found.group(1)) if found else 0
     return wall, rss, done.stdout
+
+
+def alternated(commands: list[list[str]], repeat: int,
+               ) -> list[tuple[float, int, str, list[float]]]:
+    """Each command run ``repeat`` times, in turn (a, b, a, b, ...): per command the median
+    wall time, the largest peak RSS, the last stdout and every wall time."""
+    walls: list[list[float]] = [[] for _ in commands]
+    rss = [0] * len(commands)
+    out = [""] * len(commands)
+    for _ in range(repeat):
+        for n, command in enumerate(commands):
+            wall, peak, out[n] = timed(command)
+            walls[n].append(wall)
+            rss[n] = max(rss[n], peak)
+    return [(statistics.median(w), r, o, w) for w, r, o in zip(walls, rss, out, strict=True)]
 
 
 def eql_python() -> str:
@@ -69,11 +95,21 @@ def evtx_copies(directory: Path, copies: int) -> tuple[Path, int]:
     return target, size
 
 
-def line(name: str, wall: float, rss: int, events: int, size: int) -> dict[str, float]:
+def line(name: str, wall: float, rss: int, events: int, size: int,
+         walls: list[float] | None = None) -> dict[str, float]:
     row = {"wall": wall, "rss_mb": rss / 1024, "eps": events / wall, "mbps": size / wall / 1e6}
+    runs = f"   runs: {', '.join(f'{w:.2f}' for w in walls)}" if walls and len(walls) > 1 else ""
     print(f"{name:<34} {wall:8.2f} s {row['eps']:>12,.0f} ev/s {row['mbps']:8.1f} MB/s "
-          f"{row['rss_mb']:8.0f} MB RSS", flush=True)
+          f"{row['rss_mb']:8.0f} MB RSS{runs}", flush=True)
     return row
+
+
+def compile_vigil(say: Callable[[str], None]) -> None:
+    source = REPO / "src" / "vigil"
+    if not compileall.compile_dir(str(source), quiet=1):
+        raise SystemExit(f"cannot byte-compile {source}")
+    say(f"byte-compiled {source} (as an install does; PYTHONDONTWRITEBYTECODE="
+        f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} here)")
 
 
 def main() -> int:
@@ -83,19 +119,26 @@ def main() -> int:
     parser.add_argument("--rss-events", type=int, default=0, help="second size for flat RSS")
     parser.add_argument("--eql-events", type=int, default=200_000)
     parser.add_argument("--all-rules", action="store_true")
-    parser.add_argument("--evtx-copies", type=int, default=20)
+    parser.add_argument("--evtx-copies", default="20",
+                        help="copies of the EVTX samples, e.g. 20 or 20,100 (0: none)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each measurement, alternated with its baseline (median)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
                 .splitlines() if ln.startswith("model name")), "?")
     print(f"machine: nproc={os.cpu_count()}, {cpu}, Python {platform.python_version()}")
+    compile_vigil(print)
+    repeat = max(1, args.repeat)
+    detect = [PYTHON, str(HERE / "_detect.py"), "fast"]
     path = generate(args.events, args.dir)
     size = path.stat().st_size
-    wall, rss, out = timed([PYTHON, str(HERE / "_bare.py"), "lines", str(path)])
+    (bare_wall, bare_rss, out, bare_walls), (seed_wall, seed_rss, _, seed_walls) = alternated(
+        [[PYTHON, str(HERE / "_bare.py"), "lines", str(path)], [*detect, "seed", str(path)]],
+        repeat)
     events = int(out)
-    bare = line("bare line read", wall, rss, events, size)
-    seed = line("vigil detect, seed rule", *timed([PYTHON, str(HERE / "_detect.py"), "fast",
-                                                  "seed", str(path)])[:2], events, size)
+    bare = line("bare line read", bare_wall, bare_rss, events, size, bare_walls)
+    seed = line("vigil detect, seed rule", seed_wall, seed_rss, events, size, seed_walls)
     eql_n = min(args.eql_events, events)
     eql_wall, eql_rss, _ = timed([eql_python(), str(HERE / "_eql_engine.py"), str(path),
                                   str(eql_n)])
@@ -105,29 +148,30 @@ def main() -> int:
     print(f"seed / bare line read:      {seed['eps'] / bare['eps']:6.1%}   (target >= 40%)")
     if args.all_rules:
         rules = SHARED / "rules" / "elastic-prebuilt" / "rules" / "windows"
-        windows = line("vigil detect, 391 Windows rules", *timed(
-            [PYTHON, str(HERE / "_detect.py"), "fast", str(rules), str(path)])[:2], events, size)
+        [(wall, rss, _, walls)] = alternated([[*detect, str(rules), str(path)]], repeat)
+        windows = line("vigil detect, 391 Windows rules", wall, rss, events, size, walls)
         print(f"391 rules events/s:         {windows['eps']:,.0f}   (target >= 50,000)")
     if args.rss_events:
         big = generate(args.rss_events, args.dir)
         big_size = big.stat().st_size
         big_events = args.rss_events  # background events; planted ones add ~0.06%
         large = line(f"vigil detect, seed, {args.rss_events:,}", *timed(
-            [PYTHON, str(HERE / "_detect.py"), "fast", "seed", str(big)])[:2], big_events,
-            big_size)
+            [*detect, "seed", str(big)])[:2], big_events, big_size)
         print(f"peak RSS {args.rss_events:,} / {args.events:,}: "
               f"{large['rss_mb'] / seed['rss_mb']:6.2f}   (target within 1.20)")
-    if args.evtx_copies:
-        folder, evtx_size = evtx_copies(args.dir, args.evtx_copies)
+    for copies in (int(c) for c in str(args.evtx_copies).split(",") if int(c) > 0):
+        folder, evtx_size = evtx_copies(args.dir, copies)
         files = [str(p) for p in sorted(folder.iterdir())]
-        wall, rss, out = timed([PYTHON, str(HERE / "_bare.py"), "evtx", *files])
+        (bare_wall, bare_rss, out, bare_walls), (vigil_wall, vigil_rss, _, vigil_walls) = \
+            alternated([[PYTHON, str(HERE / "_bare.py"), "evtx", *files],
+                        [*detect, "seed", str(folder)]], repeat)
         records = int(out)
-        bare_evtx = line("bare evtx JSON parse", wall, rss, records, evtx_size)
-        end_to_end = line("vigil detect, EVTX -> alerts, seed", *timed(
-            [PYTHON, str(HERE / "_detect.py"), "fast", "seed", str(folder)])[:2], records,
-            evtx_size)
-        print(f"EVTX end-to-end / bare parse: {end_to_end['eps'] / bare_evtx['eps']:6.1%}   "
-              "(target >= 80%)")
+        bare_evtx = line(f"bare evtx JSON parse, x{copies}", bare_wall, bare_rss, records,
+                         evtx_size, bare_walls)
+        end_to_end = line(f"vigil detect, EVTX, seed, x{copies}", vigil_wall, vigil_rss,
+                          records, evtx_size, vigil_walls)
+        print(f"EVTX x{copies} end-to-end / bare parse: "
+              f"{end_to_end['eps'] / bare_evtx['eps']:6.1%}   (target >= 80%)")
     return 0
 
 
