@@ -11,13 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+PLANTED_EVERY = 5_000  # vigil.synth's default: one planted scenario per 5,000 events
 
-def generate(events: int, directory: Path, seed: int = 7) -> Path:
-    path = directory / f"windows-{events}.ndjson"
+
+def generate(events: int, directory: Path, seed: int = 7,
+             planted_every: int = PLANTED_EVERY) -> Path:
+    """The file (made once): ``events`` background events, a planted scenario (a true
+    attack or a near miss) every ``planted_every`` of them."""
+    suffix = "" if planted_every == PLANTED_EVERY else f"-planted-every-{planted_every}"
+    path = directory / f"windows-{events}{suffix}.ndjson"
     if not path.exists():
         subprocess.run([sys.executable, "-m", "vigil.synth", "--events", str(events), "--seed",
-                        str(seed), "--network-logon-share", "0.3", "--output", str(path)],
-                       check=True)
+                        str(seed), "--network-logon-share", "0.3", "--planted-every",
+                        str(planted_every), "--output", str(path)], check=True)
     return path
 
 

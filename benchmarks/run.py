@@ -43,7 +43,7 @@ SHARED = Path(os.environ.get("VIGIL_SHARED", REPO.parent / "shared"))
 PYTHON = sys.executable
 
 sys.path.insert(0, str(HERE))
-from generate import generate  # noqa: E402
+from generate import PLANTED_EVERY, generate  # noqa: E402
 
 
 def timed(command: list[str]) -> tuple[float, int, str]:
@@ -152,13 +152,18 @@ def main() -> int:
         windows = line("vigil detect, 391 Windows rules", wall, rss, events, size, walls)
         print(f"391 rules events/s:         {windows['eps']:,.0f}   (target >= 50,000)")
     if args.rss_events:
-        big = generate(args.rss_events, args.dir)
-        big_size = big.stat().st_size
-        big_events = args.rss_events  # background events; planted ones add ~0.06%
-        large = line(f"vigil detect, seed, {args.rss_events:,}", *timed(
-            [*detect, "seed", str(big)])[:2], big_events, big_size)
-        print(f"peak RSS {args.rss_events:,} / {args.events:,}: "
-              f"{large['rss_mb'] / seed['rss_mb']:6.2f}   (target within 1.20)")
+        # Twice: with findings in proportion to the input (a planted scenario every 5,000
+        # events: the kept stage matches and the alerts grow with the file), and with the
+        # findings of the smaller file (the same planted scenarios, more background).
+        same = PLANTED_EVERY * args.rss_events // args.events
+        for label, every in (("findings x size", PLANTED_EVERY), ("same findings", same)):
+            big = generate(args.rss_events, args.dir, planted_every=every)
+            big_size = big.stat().st_size
+            big_events = args.rss_events  # background events; planted ones add ~0.06%
+            large = line(f"vigil detect, seed, {args.rss_events:,}, {label}", *timed(
+                [*detect, "seed", str(big)])[:2], big_events, big_size)
+            print(f"peak RSS {args.rss_events:,} / {args.events:,}, {label}: "
+                  f"{large['rss_mb'] / seed['rss_mb']:6.2f}   (target within 1.20)")
     for copies in (int(c) for c in str(args.evtx_copies).split(",") if int(c) > 0):
         folder, evtx_size = evtx_copies(args.dir, copies)
         files = [str(p) for p in sorted(folder.iterdir())]

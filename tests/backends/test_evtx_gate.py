@@ -35,9 +35,11 @@ from vigil.events.evtx import (
     _TIME,
     event_data_of,
     named_data,
+    read_evtx_file,
     record_type,
     winevent_of,
 )
+from vigil.events.records import RecordGates
 from vigil.rules import bundled_rules, load_rules
 from vigil.rules.model import Rule
 
@@ -359,6 +361,45 @@ def test_event_gate_rejects_only_records_no_stage_matches(which: str) -> None:
                     plan.rule.name, parsed.event_id)
     if which == "seed":
         assert rejected > 500
+
+
+@pytest.mark.parametrize("which", ["seed", "windows"])
+def test_gated_reader_yields_exactly_the_records_the_gates_keep(which: str) -> None:
+    """The reader decides from the text (record_type, the last record's head, the
+    TimeCreated and depth checks) what the gates decide on the parsed record: per sample
+    file, it yields the mapped records whose type and parsed EventData the gates keep, in
+    order, and counts the others as read."""
+    rules = list(bundled_rules()) if which == "seed" else [*bundled_rules(), *_windows_rules()]
+    plans = fast.plan_rules(rules)
+    gate = EvtxGate([(p.compiled, p.selector) for p in plans])
+    gates = RecordGates(gate.relevant, gate.relevant_event)
+    skipped_somewhere = 0
+    for path in _evtx_files():
+        expected = []
+        usable = 0
+        items = evtx.PyEvtxParser(str(path)).records_json()
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except (RuntimeError, OSError):
+                continue
+            record = orjson.loads(item["data"])
+            parsed = winevent_of(record)
+            if isinstance(parsed, str):
+                continue
+            usable += 1
+            if gate.relevant(parsed.provider_name, parsed.event_id) and gate.relevant_event(
+                    parsed.channel, parsed.provider_name, parsed.event_id,
+                    record["Event"].get("EventData")):
+                expected.append(to_ecs(parsed))
+        stats = ReadStats()
+        got = list(read_evtx_file(path, stats, ReadOptions(), gates))
+        assert got == expected, path.name
+        assert stats.events + len(got) == usable, path.name
+        skipped_somewhere += usable - len(got)
+    assert skipped_somewhere > 0
 
 
 class _ReversePool:

@@ -511,8 +511,9 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     plans = plan_rules(rules, sample)
     job = _Job(plans, read_options, options.index_all)
     if any(p.name.lower().endswith(".evtx") for p in other):
-        # EVTX records of a type no stage can match are skipped before parsing; the stage
-        # filter (_matching_rules) would drop them after mapping (evtx_gate's docstring has the argument).
+        # EVTX records no stage can match are skipped before parsing or mapping; the stage
+        # filter (_matching_rules) would drop them after mapping (evtx_gate's docstring
+        # has the argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
         job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)

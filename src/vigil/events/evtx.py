@@ -42,7 +42,6 @@ _BARE_GUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}\Z
 _CHUNK_ERROR = re.compile(r"Failed to parse chunk number (\d{1,12})")
 _RECORD_ERROR = re.compile(r"Failed to parse record number (\d{1,20})")
 
-
 # How the evtx crate's JSON of a record begins; the record type is read from the text between
 # the provider name and the TimeCreated key.
 _HEAD = ('{"Event":{"#attributes":{"xmlns":"http://schemas.microsoft.com/win/2004/08/events/'
@@ -330,9 +329,9 @@ def record_type(head: str) -> tuple[str, int] | None:
     The crate writes valid JSON without duplicate keys, so: the text after ``_HEAD`` is the
     Name attribute of System/Provider (a string without escapes, non-empty, so it is the
     provider name); Provider holds at most a Guid and an EventSourceName besides; EventID is
-    System's next key, a number, a string of digits, or ``{"#attributes":{"Qualifiers":N},"#text":N}``; between
-    its value and ``_TIME`` there is no brace at all, so no object opens or closes and that
-    TimeCreated key is System's own."""
+    System's next key, a number, a string of digits, or
+    ``{"#attributes":{"Qualifiers":N},"#text":N}``; between its value and ``_TIME`` there is
+    no brace at all, so no object opens or closes and that TimeCreated key is System's own."""
     quote = head.find('"')
     if quote <= 0 or "\\" in head[:quote]:
         return None
