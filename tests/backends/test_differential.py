@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import shared_dir
@@ -231,19 +231,27 @@ def _exceptions(rule: Rule) -> Any:
     return None
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), share=st.sampled_from([0.0, 0.3]),
-       cap=st.sampled_from([None, 1, 3]), rule_pick=st.integers(0, 10_000))
+       cap=st.sampled_from([None, 1, 3]), rule_pick=st.integers(0, 10_000),
+       compressed=st.booleans())
+@example(seed=11, share=0.3, cap=None, rule_pick=5, compressed=True)
 def test_fast_path_with_many_prebuilt_rules_equals_reference(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, share: float,
-        cap: int | None, rule_pick: int) -> None:
+        cap: int | None, rule_pick: int, compressed: bool) -> None:
     """Every prebuilt sequence (pivots, key gates), a sample of event queries, custom
-    sequences with until and missing stages, max_signals and exceptions."""
+    sequences with until and missing stages, max_signals and exceptions; the input plain
+    (the byte scan) or gzipped (read by the workers, join keys sent with the events)."""
     monkeypatch.setattr(fast, "RANGE", 60_000)
     monkeypatch.setattr(fast, "BLOCK", 25_000)
     path = tmp_path / f"m{seed}.ndjson"
     _synthetic(path, seed, 1_200, share, 150)
+    if compressed:
+        packed = path.with_name(path.name + ".gz")
+        packed.write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+        path = packed
     rng = random.Random(rule_pick)
     prebuilt = corpus()[1:]
     sequences = [r for r in prebuilt if isinstance(r.eql.body, ast.Sequence)]
