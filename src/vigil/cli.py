@@ -65,30 +65,36 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
+RulesOption = Annotated[list[str] | None, typer.Option(
+    "--rule", "-r", help="Rule file, folder, or bundled rule id (repeatable). "
+    "Default: the bundled rules.")]
+ExceptionsOption = Annotated[Path | None, typer.Option(
+    "--exceptions", help="Exception list: Kibana export (.ndjson) or vigil TOML.")]
+LogonIdOption = Annotated[str, typer.Option(
+    "--logon-id", help="intended: 4624's winlog.logon.id from TargetLogonId (default); "
+    "elastic: as Elastic's current pipelines (SubjectLogonId).")]
+IndexAllOption = Annotated[bool, typer.Option(
+    "--index-all", help="Every rule reads every event, whatever its index.")]
+
+
 @app.command("detect")
 def detect_command(
     paths: Annotated[list[Path], typer.Argument(
         help="Files or folders: .evtx, .ndjson/.jsonl/.json, .gz, .zip (OTRF).")],
-    rule: Annotated[list[str] | None, typer.Option(
-        "--rule", "-r", help="Rule file, folder, or bundled rule id (repeatable). "
-        "Default: the bundled rules.")] = None,
-    exceptions: Annotated[Path | None, typer.Option(
-        "--exceptions", help="Exception list: Kibana export (.ndjson) or vigil TOML.")] = None,
+    rule: RulesOption = None,
+    exceptions: ExceptionsOption = None,
     output_format: Annotated[str, typer.Option(
         "--format", "-f", help="table, ndjson (Elastic alert documents), csv (timeline) or "
         "html (a report to hand on).")
     ] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
-    logon_id: Annotated[str, typer.Option(
-        "--logon-id", help="intended: 4624's winlog.logon.id from TargetLogonId (default); "
-        "elastic: as Elastic's current pipelines (SubjectLogonId).")] = "intended",
+    logon_id: LogonIdOption = "intended",
     max_signals: Annotated[int | None, typer.Option(
         "--max-signals", help="Apply Elastic's per-run cap: keep the N most recent matches "
         "per rule.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Only events at or after.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Only events at or before.")] = None,
-    index_all: Annotated[bool, typer.Option(
-        "--index-all", help="Every rule reads every event, whatever its index.")] = False,
+    index_all: IndexAllOption = False,
     explain: Annotated[bool, typer.Option(
         "--explain", help="Say which indices the input holds and which rules read them.")
     ] = False,
@@ -183,15 +189,14 @@ def replay_command(
     store: Annotated[Path, typer.Option("--store", help="SQLite alert store (created).")],
     start: Annotated[str, typer.Option("--from", help="First scheduled run (ISO time).")],
     end: Annotated[str, typer.Option("--to", help="Last scheduled run (ISO time).")],
-    rule: Annotated[list[str] | None, typer.Option("--rule", "-r", help="Rules (default: "
-                                                   "bundled).")] = None,
-    exceptions: Annotated[Path | None, typer.Option("--exceptions")] = None,
+    rule: RulesOption = None,
+    exceptions: ExceptionsOption = None,
     down: Annotated[list[str] | None, typer.Option(
         "--down", help="FROM..TO: simulate the scheduler being down (repeatable).")] = None,
     gap_mode: GapOption = "complete",
     window_on: WindowOption = "@timestamp",
-    logon_id: Annotated[str, typer.Option("--logon-id")] = "intended",
-    index_all: Annotated[bool, typer.Option("--index-all")] = False,
+    logon_id: LogonIdOption = "intended",
+    index_all: IndexAllOption = False,
     interval: Annotated[str | None, typer.Option(
         "--interval", help="Override every rule's interval (e.g. 1m).")] = None,
 ) -> None:
@@ -219,14 +224,14 @@ def replay_command(
 def watch_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders that keep growing.")],
     store: Annotated[Path, typer.Option("--store", help="SQLite alert store (created).")],
-    rule: Annotated[list[str] | None, typer.Option("--rule", "-r")] = None,
-    exceptions: Annotated[Path | None, typer.Option("--exceptions")] = None,
+    rule: RulesOption = None,
+    exceptions: ExceptionsOption = None,
     webhook: Annotated[str | None, typer.Option(
         "--webhook", help="POST new alerts here (retried; never delays detection).")] = None,
     gap_mode: GapOption = "complete",
     window_on: WindowOption = "@timestamp",
-    logon_id: Annotated[str, typer.Option("--logon-id")] = "intended",
-    index_all: Annotated[bool, typer.Option("--index-all")] = False,
+    logon_id: LogonIdOption = "intended",
+    index_all: IndexAllOption = False,
     interval: Annotated[str | None, typer.Option(
         "--interval", help="Override every rule's interval (e.g. 30s).")] = None,
     poll: Annotated[float, typer.Option("--poll", help="Seconds between file checks.")] = 2.0,
