@@ -180,27 +180,6 @@ def plan_rules(rules: Sequence[Rule], sample: bytes = b"") -> list[RulePlan]:
     return plans
 
 
-def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],
-                    stage_of: Sequence[tuple[int, int]]) -> frozenset[int]:
-    """The rules with a candidate stage the event matches (index patterns permitting)."""
-    index: str | None = None
-    index_known = False
-    found: set[int] = set()
-    for stage in stages:
-        rule_no, plan_no = stage_of[stage]
-        if rule_no in found:
-            continue
-        plan = job.plans[rule_no]
-        if not job.index_all:
-            if not index_known:
-                index, index_known = index_of(event), True
-            if not plan.selector.accepts(index):
-                continue
-        if plan.compiled.plans(event)[plan_no].matches(event):
-            found.add(rule_no)
-    return frozenset(found)
-
-
 # ------------------------------------------------------------------ scanning workers
 
 
@@ -371,11 +350,12 @@ def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
 def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
            stage_of: Sequence[tuple[int, int]],
            keys: dict[int, set[tuple[Any, ...]]] | None) -> frozenset[int]:
-    """The rules with a candidate stage the event matches (index patterns permitting), as
-    ``_matching_rules`` finds them, faster: a stage's field check (a necessary condition,
-    with field values shared by all stages) runs before its predicate, and in phase two
-    (``keys`` None) a gated stage first needs a join key of the rule's pivot matches. In
-    phase one (``keys`` given) the keys of pivot-stage matches are collected."""
+    """The rules with a candidate stage whose compiled predicate (the reference's) matches the
+    event, for rules whose index patterns accept it. Before a stage's predicate: the
+    dispatch by key clause and the stage's field check (necessary conditions, with field
+    values shared by all stages) and, in phase two (``keys`` None), for a gated stage, a
+    join key of the rule's pivot matches. In phase one (``keys`` given) the keys of
+    pivot-stage matches are collected."""
     index: str | None = None
     index_known = False
     found: set[int] = set()
@@ -512,8 +492,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     job = _Job(plans, read_options, options.index_all)
     if any(p.name.lower().endswith(".evtx") for p in other):
         # EVTX records no stage can match are skipped before parsing or mapping; the stage
-        # filter (_matching_rules) would drop them after mapping (evtx_gate's docstring
-        # has the argument).
+        # filter (_judge) would drop them after mapping (evtx_gate's docstring has the
+        # argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
         job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)
@@ -672,7 +652,9 @@ def _read_other(path: str) -> tuple[list[bytes], list[_Matched], ReadStats]:
     events: list[bytes] = []
     matched: list[_Matched] = []
     for event in read_file(Path(path), stats, job.options, job.gates):
-        rule_numbers = _matching_rules(job, event, stages, job.stage_of)
+        # The exact stage filter, with the NDJSON path's dispatch and field checks (the
+        # key sets are empty while these files are read: no key gate applies).
+        rule_numbers = _judge(job, event, stages, job.stage_of, None)
         if not rule_numbers:
             continue
         joins: _Joins = {}
