@@ -223,3 +223,63 @@ def test_timestamps_keep_nanoseconds_and_zones() -> None:
     assert parse_iso_ns("2024-05-01T08:00:00.123Z") == 1714550400123000000
     assert parse_iso_ns("2024-05-01T10:00:00.123+02:00") == 1714550400123000000
     assert parse_iso_ns("yesterday") is None
+
+
+# ------------------------------------------------------------------ case folding
+
+# Case-insensitive comparisons fold Unicode *simple* case folding, one code point to one:
+# Lucene's CaseFolding, which Elasticsearch's case-insensitive term, prefix, wildcard and
+# regexp queries use since elastic/elasticsearch#153513 (server AutomatonQueries; its tests
+# pin Kelvin/K/k, ſ/s and µ/μ), and RE2's (?i). 8.x folded ASCII letters only.
+
+@pytest.mark.parametrize(("query", "value", "expected"), [
+    ('process where process.name : "É.EXE"', "é.exe", True),
+    ('process where process.name : "kernel32"', "\u212aERNEL32", True),  # Kelvin sign
+    ('process where process.name : "svchost.exe"', "\u017fvchost.exe", True),  # long s
+    ('process where process.name : "σ"', "ς", True),  # final sigma, wherever it stands
+    ('process where process.name : "?σ"', "xς", True),
+    ('process where process.name : "i"', "İ", False),  # no simple folding for İ, ı
+    ('process where process.name : "i*"', "İx", False),
+    ('process where process.name : "I"', "ı", False),
+    ('process where process.name in~ ("STRASSE")', "straße", False),  # full folding only
+    ('process where process.name : "ß"', "ẞ", True),  # the S mapping
+    ('process where process.name like~ "*\u212a*"', "k", True),
+    ('process where process.name regex~ "[a-z]+ſ"', "abS", True),
+    ('process where startsWith~(process.name, "ſv")', "SVCHOST", True),
+    ('process where endsWith~(process.name, "Σ")', "aς", True),
+    ('process where stringContains~(process.name, "\u212a")', "xkx", True),
+    ('process where process.name == "É.exe"', "é.exe", False),  # == never folds
+])
+def test_case_insensitive_matching_folds_unicode_simple_case_folding(
+        query: str, value: str, expected: bool) -> None:
+    assert bool(ids(query, [ev(1, process={"name": value})])) is expected
+
+
+def test_index_of_insensitive_lowers_as_java_does() -> None:
+    # indexOf~ runs as a script: Java's toLowerCase(Locale.ROOT) on both sides, positions in
+    # the lowered text ("İ" lowers to two characters).
+    events = [ev(1, process={"name": "İab"})]
+    assert ids('process where indexOf~(process.name, "AB") == 2', events) == [[1]]
+
+
+def test_the_plain_shapes_and_re2_fold_alike_on_every_cased_code_point() -> None:
+    """A pattern without wildcards is compared on folded text; with ``?`` it goes to RE2's
+    (?i). For every code point with a case mapping, both agree on each of its case
+    variants."""
+    from vigil.eql.patterns import compile_wildcards, fold
+
+    checked = 0
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        char = chr(code)
+        variants = {v for v in (char.lower(), char.upper(), char.title(), char.casefold(),
+                                fold(char)) if len(v) == 1} - {char}
+        if not variants:
+            continue
+        plain = compile_wildcards([char], case_insensitive=True)
+        regex = compile_wildcards([char + "?"], case_insensitive=True)
+        for other in variants:
+            assert plain(other) == regex(other + "z"), (hex(code), hex(ord(other)))
+            checked += 1
+    assert checked > 2000

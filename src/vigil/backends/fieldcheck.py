@@ -6,7 +6,7 @@ The CNF (``field_cnf``) is derived like ``prefilter``'s byte literals, one step 
 the values the reference evaluator reads, not on their JSON encoding. An atom is derived only
 where the reference's answer *requires* a string value of the field that
 (*exact*) equals its text, or (otherwise) contains it, case-sensitively or, for ``ci`` atoms,
-after ``patterns.fold`` (``str.lower``):
+after ``patterns.fold`` (Unicode simple case folding; ``str.lower`` on ASCII text):
 
 * untyped fields (dynamic mapping: a string value is a keyword): ``f == "c"`` and ``f in
   ("c", ...)`` need a string value equal to ``c`` (number-like constants too: a *string*

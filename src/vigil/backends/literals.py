@@ -46,7 +46,7 @@ Clauses = list[frozenset[str]]
 def caseless(char: str) -> bool:
     """No case mapping touches ``char``: it maps to itself, and no other character maps to
     it (checked over every code point in the tests), in any case-insensitive comparison of
-    ``str.lower`` or RE2 (both follow Unicode's case tables, which only pair cased
+    ``patterns.fold`` or RE2 (both follow Unicode's case tables, which only pair cased
     letters and a few marks, all of which have mappings of their own)."""
     if char.isascii():
         return not char.isalpha()

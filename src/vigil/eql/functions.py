@@ -158,8 +158,8 @@ def fn_index_of(source: Any, needle: Any, start: Any = None, insensitive: bool =
         begin = max(0, int(start))
     else:
         return None
-    if insensitive:
-        text, part = fold(text), fold(part)
+    if insensitive:  # Elasticsearch lowers both (Java toLowerCase), positions in the result
+        text, part = text.lower(), part.lower()
     found = text.find(part, begin)
     return None if found < 0 else found
 

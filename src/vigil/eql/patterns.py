@@ -58,8 +58,38 @@ def has_wildcards(pattern: str) -> bool:
 
 
 def fold(text: str) -> str:
-    """Case folding for case-insensitive comparisons (Unicode-aware)."""
-    return text.lower()
+    """Unicode *simple* case folding, one code point to one code point (CaseFolding.txt
+    statuses C and S, no full or Turkic mappings): how ``:``, ``in~``, ``like~``,
+    ``regex~`` and the ``~`` string functions compare. It is Lucene's ``CaseFolding`` (the
+    case-insensitive term, prefix, wildcard and regexp queries Elasticsearch builds for them
+    fold it since elastic/elasticsearch#153513; 8.x folded ASCII letters only, so there
+    ``É`` and ``é`` differ) and RE2's ``(?i)``, so the plain shapes below and the RE2 path
+    agree: the Kelvin sign, ``k`` and ``K`` are one letter, as are ``ſ``/``s`` and ``ς``/``σ``/``Σ``;
+    ``İ`` and ``ı`` fold to themselves."""
+    if text.isascii():
+        return text.lower()
+    return text.translate(_SIMPLE_FOLD)
+
+
+class _SimpleFolding(dict[int, str]):
+    """Code point -> its simple case folding, worked out on first use (``str.translate``
+    asks a dict subclass's ``__missing__``): Python's ``casefold`` is the full folding, so a
+    code point it expands keeps ``lower`` when that is one code point (the S mapping, e.g.
+    ``ẞ`` -> ``ß``), else itself, but for the three S mappings ``lower`` does not give."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        folded = char.casefold()
+        if len(folded) != 1:
+            folded = _SIMPLE_ONLY.get(char) or (char.lower() if len(char.lower()) == 1
+                                               else char)
+        self[code] = folded
+        return folded
+
+
+# CaseFolding.txt S mappings between two characters that full folding expands alike.
+_SIMPLE_ONLY = {"\u1fd3": "\u0390", "\u1fe3": "\u03b0", "\ufb05": "\ufb06"}
+_SIMPLE_FOLD = _SimpleFolding()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +130,7 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
     complex_patterns: list[str] = []
     for pattern in patterns:
         key = fold(pattern) if case_insensitive else pattern
-        shape = None if case_insensitive and _needs_regex_fold(pattern) else _plain_shape(key)
+        shape = _plain_shape(key)  # folding keeps lengths: the shapes compare folded text
         if shape is None:
             complex_patterns.append(pattern)
         elif shape.exact is not None:
@@ -134,11 +164,6 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
         return any(regex.fullmatch(value) is not None for regex in regexes)
 
     return matches
-
-
-def _needs_regex_fold(pattern: str) -> bool:
-    # Characters whose lowercase changes length (e.g. 'İ') cannot be compared by str.lower().
-    return any(len(c.lower()) != 1 for c in pattern)
 
 
 # Patterns per compiled alternation: one RE2 program for a rule's list of patterns is fast,
