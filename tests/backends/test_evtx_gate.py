@@ -18,6 +18,7 @@ from vigil.backends.evtx_gate import (
     DATA_FIELDS,
     DATA_KEYS,
     MAX_DATA_VERDICTS,
+    MAX_TYPE_VERDICTS,
     MISSING,
     TABLE_FIELDS,
     EvtxGate,
@@ -33,6 +34,7 @@ from vigil.events.ecs import to_ecs
 from vigil.events.evtx import (
     _HEAD,
     _TIME,
+    ANY_TASK,
     event_data_of,
     named_data,
     read_evtx_file,
@@ -127,6 +129,37 @@ def test_every_stage_counts_missing_and_until_included() -> None:
     assert not gate.relevant(AUDITING, 4625)
 
 
+def test_the_task_decides_event_action() -> None:
+    """event.action comes from the task (Winlogbeat's task name, or the security tables):
+    with the task read from the record, a stage on event.action is decided per task."""
+    query = 'any where event.action : "service-installed"'
+    gate = _gate(query)
+    assert not gate.relevant("Service Control Manager", 7040, 0)
+    assert not gate.relevant("Service Control Manager", 7040, None)
+    assert gate.relevant("Service Control Manager", 7040)  # any task: not decided
+    assert gate.relevant(AUDITING, 4697, 12289)  # the security table names it
+
+
+def test_gates_step_aside_when_a_stage_reads_nothing_they_know() -> None:
+    assert _gate('any where process.name == "x.exe"').decides_nothing()
+    assert not _gate('any where process.name == "x.exe" and false').decides_nothing()
+    assert not _gate('any where event.code == "1" and process.name == "x"').decides_nothing()
+    assert not _gate('process where process.name == "x.exe"').decides_nothing()
+    # A rule that reads no Windows index does not count.
+    assert not _gate('any where process.name == "x.exe"',
+                     ("logs-endpoint.events.*",)).decides_nothing()
+    plans = fast.plan_rules(list(bundled_rules()))
+    assert not EvtxGate([(p.compiled, p.selector) for p in plans]).decides_nothing()
+
+
+def test_type_verdicts_are_bounded() -> None:
+    gate = _gate('process where event.code == "1"')
+    for n in range(MAX_TYPE_VERDICTS):
+        gate._cache[(f"P{n}", 1, 0)] = False
+    assert gate.relevant("Some-Provider", 5, 0)  # kept unjudged, not probed
+    assert ("Some-Provider", 5, 0) not in gate._cache
+
+
 def test_index_patterns_select_channel_classes() -> None:
     query = 'any where event.code == "1"'
     assert _gate(query, ("logs-windows.sysmon_operational-*",)).relevant(
@@ -144,16 +177,22 @@ def _data(system_tail: str) -> str:
 
 @pytest.mark.parametrize(("head", "expected"), [
     ('Microsoft-Windows-Security-Auditing","Guid":"5484"}},"EventID":4624,"Version":2',
-     (AUDITING, 4624)),
+     (AUDITING, 4624, ANY_TASK)),  # no Task in the head: any task
+    ('Microsoft-Windows-Security-Auditing","Guid":"5484"}},"EventID":4624,"Version":2,'
+     '"Level":0,"Task":12544,"Opcode":0,"Keywords":"0x8020000000000000"',
+     (AUDITING, 4624, 12544)),
+    ('P"}},"EventID":1,"Task":0', ("P", 1, 0)),
+    ('P"}},"EventID":1,"Task":"12"', ("P", 1, ANY_TASK)),  # not a number: any task
+    ('P"}},"EventID":1,"Level":"a,\\"Task\\":5","Task":7', ("P", 1, 7)),  # escaped quotes
     ('Service Control Manager","Guid":"{555}","EventSourceName":"x"}},"EventID":7045',
-     ("Service Control Manager", 7045)),  # classic provider: Name is the provider name
+     ("Service Control Manager", 7045, ANY_TASK)),  # classic provider: Name is the provider
     ('DCOM","EventSourceName":"y"}},"EventID":{"#attributes":{"Qualifiers":0},"#text":10016}',
-     ("DCOM", 10016)),
+     ("DCOM", 10016, ANY_TASK)),
     ('P","Guid":"{5}","EventSourceName":"a\\"b"}},"EventID":1', None),
     ('P","EventSourceName":"a","Guid":"{5}"}},"EventID":1', None),  # another order: parsed
     ('Service Control Manager"}},"EventID":{"#attributes":{"Qualifiers":16384},"#text":7045},'
-     '"Level":4', ("Service Control Manager", 7045)),
-    ('P"}},"EventID":"4624","Level":"0"', ("P", 4624)),
+     '"Level":4', ("Service Control Manager", 7045, ANY_TASK)),
+    ('P"}},"EventID":"4624","Level":"0"', ("P", 4624, ANY_TASK)),
     ('P"}},"EventID":"0x10"', None),
     ('P"}},"EventID":4624.0', None),
     ('P"}},"EventID":null', None),
@@ -162,7 +201,7 @@ def _data(system_tail: str) -> str:
     ('P"}},"EventID":1,"Execution":{"#attributes":{"ProcessID":4}}', None),  # nested
     ('P"}},"EventID":1}', None),  # System closed before TimeCreated
 ])
-def test_record_type(head: str, expected: tuple[str, int] | None) -> None:
+def test_record_type(head: str, expected: tuple[str, int, int] | None) -> None:
     assert record_type(head) == expected
 
 
@@ -186,7 +225,8 @@ def test_record_type_and_known_fields_agree_with_the_mapping() -> None:
     """On every sample record: the type read from the text is the parsed one, and every
     known table field has the value the real mapping gives."""
     typed = 0
-    cache_: dict[tuple[str, str, int], dict[str, Any]] = {}
+    cache_: dict[tuple[str, str, int, int], dict[str, Any]] = {}
+    with_task = 0
     for data in _sample_records():
         parsed = winevent_of(orjson.loads(data))
         if not data.startswith(_HEAD) or _TIME not in data:
@@ -196,7 +236,9 @@ def test_record_type_and_known_fields_agree_with_the_mapping() -> None:
             continue
         typed += 1
         assert not isinstance(parsed, str)
-        assert kind == (parsed.provider_name, parsed.event_id)
+        assert kind[:2] == (parsed.provider_name, parsed.event_id)
+        assert kind[2] in (ANY_TASK, parsed.task)
+        with_task += kind[2] != ANY_TASK
         channel = parsed.channel
         doc = to_ecs(parsed)
         for channel_class in CHANNEL_CLASSES:
@@ -216,6 +258,7 @@ def test_record_type_and_known_fields_agree_with_the_mapping() -> None:
                     value = value.get(part, MISSING) if isinstance(value, dict) else MISSING
                 assert value == known[path], (path, kind, channel)
     assert typed > 0.9 * len(_sample_records())
+    assert with_task > 0.9 * typed
 
 
 # ------------------------------------------------------------------ fast == reference
@@ -338,19 +381,22 @@ def test_named_data_and_data_fields_agree_with_the_mapping() -> None:
 
 @pytest.mark.parametrize("which", ["seed", "windows"])
 def test_event_gate_rejects_only_records_no_stage_matches(which: str) -> None:
-    """Every sample record the gate rejects maps to a document no stage of any rule (whose
-    index patterns accept it) matches; and for the seed, most kept logons are rejected."""
+    """Every sample record the gates reject (by its type and task, or by its EventData) maps
+    to a document no stage of any rule (whose index patterns accept it) matches; for the
+    seed most kept logons are rejected, for the 391 rules a third of the records by type."""
     rules = list(bundled_rules()) if which == "seed" else [*bundled_rules(), *_windows_rules()]
     plans = fast.plan_rules(rules)
     gate = EvtxGate([(p.compiled, p.selector) for p in plans])
-    rejected = 0
+    rejected = by_type = 0
     for data in _sample_records():
         record = orjson.loads(data)
         parsed = winevent_of(record)
-        if isinstance(parsed, str) or not gate.relevant(parsed.provider_name, parsed.event_id):
+        if isinstance(parsed, str):
             continue
-        if gate.relevant_event(parsed.channel, parsed.provider_name, parsed.event_id,
-                               record["Event"].get("EventData")):
+        if not gate.relevant(parsed.provider_name, parsed.event_id, parsed.task):
+            by_type += 1
+        elif gate.relevant_event(parsed.channel, parsed.provider_name, parsed.event_id,
+                                 record["Event"].get("EventData"), parsed.task):
             continue
         rejected += 1
         doc = to_ecs(parsed)
@@ -360,7 +406,9 @@ def test_event_gate_rejects_only_records_no_stage_matches(which: str) -> None:
                 assert not any(stage.matches(doc) for stage in plan.compiled.plans(doc)), (
                     plan.rule.name, parsed.event_id)
     if which == "seed":
-        assert rejected > 500
+        assert rejected - by_type > 500
+    else:
+        assert by_type > 0.25 * len(_sample_records())
 
 
 @pytest.mark.parametrize("which", ["seed", "windows"])
@@ -390,9 +438,9 @@ def test_gated_reader_yields_exactly_the_records_the_gates_keep(which: str) -> N
             if isinstance(parsed, str):
                 continue
             usable += 1
-            if gate.relevant(parsed.provider_name, parsed.event_id) and gate.relevant_event(
-                    parsed.channel, parsed.provider_name, parsed.event_id,
-                    record["Event"].get("EventData")):
+            if gate.relevant(parsed.provider_name, parsed.event_id, parsed.task) and \
+                    gate.relevant_event(parsed.channel, parsed.provider_name, parsed.event_id,
+                                        record["Event"].get("EventData"), parsed.task):
                 expected.append(to_ecs(parsed))
         stats = ReadStats()
         got = list(read_evtx_file(path, stats, ReadOptions(), gates))

@@ -1,14 +1,14 @@
-"""Which EVTX record types can a rule match? Decided from the provider and the event id
-alone, before the record is parsed or mapped to ECS.
+"""Which EVTX record types can a rule match? Decided from the provider, the event id and the
+task alone, before the record is parsed or mapped to ECS.
 
 The ECS mapping (``vigil.events.ecs.to_ecs``) writes some fields from tables only: what it
 puts in ``TABLE_FIELDS`` depends on the record's channel, provider and event id (and, for
 ``event.action``, on its task), never on EventData, UserData, keywords, level or the other
-System values. Per (provider, event id) and per *channel class* (the channels the mapping
-treats alike: Security, System, ..., "any other channel"), the real mapping is run on a few
-probe records that share those three values and differ in everything else; a table field is
-*known* when every probe gives it the same value (or leaves it out in every probe), and
-every other field is *unknown*.
+System values. Per (provider, event id, task) and per *channel class* (the channels the
+mapping treats alike: Security, System, ..., "any other channel"), the real mapping is run on
+a few probe records that share those values and differ in everything else (the task too
+when it is not known: ``ANY_TASK``); a table field is *known* when every probe gives it the
+same value (or leaves it out in every probe), and every other field is *unknown*.
 
 Each stage of each rule (every stage the engine compiles: positive, missing ``![...]`` and
 ``until`` stages) is then evaluated in three-valued logic: its category test and every leaf
@@ -38,7 +38,7 @@ from vigil.eql.compiler import FilterCompiler
 from vigil.eql.engine import Compiled
 from vigil.eql.schema import Schema
 from vigil.events.ecs import to_ecs
-from vigil.events.evtx import named_data
+from vigil.events.evtx import ANY_TASK, named_data
 from vigil.events.records import LogonIdMode
 from vigil.events.winlog import AUDIT_FAILURE, AUDIT_SUCCESS, WinEvent
 
@@ -89,6 +89,7 @@ _DATA_KEY_ORDER: tuple[str, ...] = tuple(sorted(DATA_KEYS))
 # out (the record is kept and mapped: always sound), so a log with many addresses costs no
 # more than mapping.
 MAX_DATA_VERDICTS = 4096
+MAX_TYPE_VERDICTS = 4096  # the same for record types (each costs ~0.25 ms of probing)
 
 
 class _Missing:
@@ -123,23 +124,27 @@ _DATA_B = {name: "-" for name in _DATA_NAMES} | {
 
 
 def _probes(channel_class: tuple[str, str], provider: str, event_id: int,
-            fixed: Mapping[str, str] | None = None) -> Iterable[WinEvent]:
+            fixed: Mapping[str, str] | None = None,
+            task: int | None = ANY_TASK) -> Iterable[WinEvent]:
     """Records of one type that differ in everything the table fields must not depend on
-    (and, with ``fixed``, share those EventData values: the DATA_KEYS of one record)."""
+    (and, with ``fixed``, share those EventData values: the DATA_KEYS of one record); with a
+    ``task`` (None: no task), all have that task, else the task differs too."""
     first, second = channel_class
     keep = dict(fixed or {})
+    tasks = (None, 0, 12544) if task == ANY_TASK else (task, task, task)
     # Fresh dicts each time: the mapping may consume the records it is given.
-    yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "",
+    yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "", task=tasks[0],
                    event_data=dict(keep) or None)
     yield WinEvent("2024-06-01T12:00:00.123Z", event_id, provider, second, "probe-a",
-                   record_id=1, provider_guid="{0}", version=1, level=4, task=0, opcode=0,
+                   record_id=1, provider_guid="{0}", version=1, level=4, task=tasks[1],
+                   opcode=0,
                    keywords=AUDIT_SUCCESS | 0x80000000000000, activity_id="{1}",
                    process_id=4, thread_id=8, user_sid="S-1-5-18",
                    event_data=_DATA_A_REST | keep,
                    user_data={"xml_name": "LogFileCleared", "SubjectUserName": "u",
                               "SubjectLogonId": "0x1"})
     yield WinEvent("2024-06-01T12:00:00.456Z", event_id, provider, first, "probe-b",
-                   record_id=2, version=2, level=2, task=12544, opcode=1,
+                   record_id=2, version=2, level=2, task=tasks[2], opcode=1,
                    keywords=AUDIT_FAILURE, event_data=_DATA_B_REST | keep)
 
 
@@ -182,11 +187,13 @@ def _agreeing(tree: Mapping[str, Any], a: Any, b: Any, c: Any, prefix: str,
 
 def known_fields(channel_class: tuple[str, str], provider: str, event_id: int,
                  logon_id: LogonIdMode = "intended",
-                 fixed: Mapping[str, str] | None = None) -> dict[str, Any]:
+                 fixed: Mapping[str, str] | None = None,
+                 task: int | None = ANY_TASK) -> dict[str, Any]:
     """The table fields with the same value (or MISSING) in every probe of the type; with
-    ``fixed`` (values of DATA_KEYS, absent ones left out), the DATA_FIELDS too."""
-    first, second, third = [to_ecs(probe, logon_id)
-                             for probe in _probes(channel_class, provider, event_id, fixed)]
+    ``fixed`` (values of DATA_KEYS, absent ones left out), the DATA_FIELDS too; with a
+    ``task``, for records of that task (event.action comes from it)."""
+    first, second, third = [to_ecs(probe, logon_id) for probe in
+                            _probes(channel_class, provider, event_id, fixed, task)]
     known: dict[str, Any] = {}
     _agreeing(_TABLE_TREE if fixed is None else _DATA_TREE, first, second, third, "", known)
     return known
@@ -290,8 +297,8 @@ def stage_verdict(compiled: Compiled, query: ast.EventQuery, known: Mapping[str,
 
 
 class EvtxGate:
-    """``relevant(provider, event_id)``: may a record of that type match a stage of one of
-    the rules (compiled queries with their index selectors), whatever its channel?"""
+    """``relevant(provider, event_id, task)``: may a record of that type match a stage of
+    one of the rules (compiled queries with their index selectors), whatever its channel?"""
 
     def __init__(self, rules: Sequence[tuple[Compiled, IndexSelector]], *,
                  index_all: bool = False, logon_id: LogonIdMode = "intended") -> None:
@@ -299,20 +306,47 @@ class EvtxGate:
         self.index_all = index_all
         self.logon_id = logon_id
         self._evaluators: dict[tuple[int, int], _StageEvaluator] = {}
-        self._cache: dict[tuple[str, int], bool] = {}
-        self._data_cache: dict[tuple[str, str, int, tuple[str | None, ...]], bool] = {}
+        self._cache: dict[tuple[str, int, int | None], bool] = {}
+        self._data_cache: dict[tuple[str, str, int, int | None, tuple[str | None, ...]],
+                               bool] = {}
 
-    def relevant(self, provider: str, event_id: int) -> bool:
-        key = (provider, event_id)
+    def decides_nothing(self) -> bool:
+        """Does some stage match records of every type and any EventData alike? A stage of
+        any category whose condition reads none of the fields the gates know (TABLE_FIELDS,
+        DATA_FIELDS) has the same verdict for every record; when that verdict is not false,
+        for a rule that reads some channel class's index, every record is relevant and the
+        gates would only cost time (e.g. ``any where process.name == ...`` among the
+        Windows prebuilt rules)."""
+        knowable = set(TABLE_FIELDS) | set(DATA_FIELDS)
+        indexes = [known_fields(channel_class, "Vigil-Probe", 0, self.logon_id).get("_index")
+                   for channel_class in CHANNEL_CLASSES]
+        for compiled, selector in self.rules:
+            if not self.index_all and not any(isinstance(index, str) and selector.accepts(index)
+                                               for index in indexes):
+                continue
+            evaluator = _StageEvaluator(compiled, compiled.schemas.default)
+            for query, _keys in compiled.stage_nodes:
+                if query.category is not None:
+                    continue
+                read = {part.name for part in ast.walk(query.condition)
+                        if isinstance(part, ast.Field)}
+                if not read & knowable and evaluator.stage(query, {}) is not False:
+                    return True
+        return False
+
+    def relevant(self, provider: str, event_id: int, task: int | None = ANY_TASK) -> bool:
+        key = (provider, event_id, task)
         verdict = self._cache.get(key)
         if verdict is None:
-            verdict = any(self.relevant_in(channel_class, provider, event_id)
+            if len(self._cache) >= MAX_TYPE_VERDICTS:
+                return True  # hostile input (a provider name per record): keep, never probe
+            verdict = any(self.relevant_in(channel_class, provider, event_id, task)
                           for channel_class in CHANNEL_CLASSES)
             self._cache[key] = verdict
         return verdict
 
     def relevant_event(self, channel: str, provider: str, event_id: int,
-                       section: Any) -> bool:
+                       section: Any, task: int | None = ANY_TASK) -> bool:
         """May a record (parsed, not mapped) with this channel, provider, event id and
         EventData section (as parsed) match a stage of one of the rules?
 
@@ -323,18 +357,20 @@ class EvtxGate:
         field for it to count as known. A record it rejects maps to a document no stage
         matches."""
         data = named_data(section, _DATA_KEY_ORDER)
-        key = (channel, provider, event_id, tuple(data.get(name) for name in _DATA_KEY_ORDER))
+        key = (channel, provider, event_id, task,
+               tuple(data.get(name) for name in _DATA_KEY_ORDER))
         verdict = self._data_cache.get(key)
         if verdict is None:
             if len(self._data_cache) >= MAX_DATA_VERDICTS:
                 return True
             verdict = self._data_cache[key] = self._relevant_known(known_fields(
-                (channel, channel), provider, event_id, self.logon_id, data))
+                (channel, channel), provider, event_id, self.logon_id, data, task))
         return verdict
 
-    def relevant_in(self, channel_class: tuple[str, str], provider: str, event_id: int) -> bool:
+    def relevant_in(self, channel_class: tuple[str, str], provider: str, event_id: int,
+                    task: int | None = ANY_TASK) -> bool:
         return self._relevant_known(known_fields(channel_class, provider, event_id,
-                                                 self.logon_id))
+                                                 self.logon_id, task=task))
 
     def _relevant_known(self, known: Mapping[str, Any]) -> bool:
         skeleton = _document(known, known.keys())

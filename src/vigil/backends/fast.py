@@ -130,6 +130,7 @@ class _Job:
     phase_two_stages: list[tuple[int, int]] = field(default_factory=list)
     gates: RecordGates | None = None  # the EVTX records worth mapping (evtx_gate)
     indexes: dict[tuple[bool, tuple[int, ...]], StageIndex] = field(default_factory=dict)
+    accepting: dict[str | None, frozenset[int]] = field(default_factory=dict)  # by index
 
 
 _JOB: _Job | None = None
@@ -356,8 +357,7 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
     values shared by all stages) and, in phase two (``keys`` None), for a gated stage, a
     join key of the rule's pivot matches. In phase one (``keys`` given) the keys of
     pivot-stage matches are collected."""
-    index: str | None = None
-    index_known = False
+    accepting: frozenset[int] | None = None  # the rules reading the event's index
     found: set[int] = set()
     cache = FieldCache(event)
     stages = _dispatch(job, stages, stage_of, keys is not None).passing(cache)
@@ -370,9 +370,9 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
             continue
         plan = job.plans[rule_no]
         if not job.index_all:
-            if not index_known:
-                index, index_known = index_of(event), True
-            if not plan.selector.accepts(index):
+            if accepting is None:
+                accepting = _accepting(job, index_of(event))
+            if rule_no not in accepting:
                 continue
         stage_plan = None
         gate = key_sets.get(rule_no) if key_sets is not None else None
@@ -401,6 +401,17 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
                 assert keys is not None
                 keys.setdefault(rule_no, set()).update(stage_plan.keys(event))
     return frozenset(found)
+
+
+def _accepting(job: _Job, index: str | None) -> frozenset[int]:
+    """The rules whose index patterns accept ``index`` (an input holds few indices)."""
+    found = job.accepting.get(index)
+    if found is None:
+        if len(job.accepting) >= 1 << 12:  # hostile input: an index per event
+            job.accepting.clear()
+        found = job.accepting[index] = frozenset(
+            n for n, plan in enumerate(job.plans) if plan.selector.accepts(index))
+    return found
 
 
 def _dispatch(job: _Job, stages: Sequence[int], stage_of: Sequence[tuple[int, int]],
@@ -496,7 +507,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
         # argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
-        job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)
+        if not evtx_gate.decides_nothing():
+            job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)
     cnfs: list[Cnf] = []
     for rule_no, plan in enumerate(plans):
         for plan_no, cnf in enumerate(plan.cnfs):

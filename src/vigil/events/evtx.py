@@ -51,6 +51,10 @@ _TIME = ',"TimeCreated":{"#attributes":{"SystemTime":"'
 _TIME_LEN = len(_TIME)
 _QUALIFIED = '{"#attributes":{"Qualifiers":'
 _SOURCE_NAME = '","EventSourceName":"'
+_TASK = ',"Task":'
+# The task of a record type read from the text when the text does not show it: gates then
+# decide for every task (None is a record without one).
+ANY_TASK = -1
 # orjson refuses nesting 1024 deep: that takes 1024 opening and as many closing brackets, so
 # a shorter record cannot, nor a record with fewer opening brackets.
 _DEPTH_LIMIT = 1000
@@ -321,17 +325,20 @@ def read_evtx_file(path: Path, stats: ReadStats, options: ReadOptions,
     yield from _read(path, stats, options, threads=0 if gates is None else 1, gates=gates)
 
 
-def record_type(head: str) -> tuple[str, int] | None:
-    """(provider name, event id) of a record whose JSON is ``_HEAD + head + _TIME + ...``,
-    exactly as ``winevent_of`` would take them, or None unless the text is in the one plain
-    layout checked here (the caller then parses the record).
+def record_type(head: str) -> tuple[str, int, int] | None:
+    """(provider name, event id, task) of a record whose JSON is ``_HEAD + head + _TIME +
+    ...``, exactly as ``winevent_of`` would take them, or None unless the text is in the one
+    plain layout checked here (the caller then parses the record). The task is ANY_TASK
+    when the head does not show it as a number.
 
     The crate writes valid JSON without duplicate keys, so: the text after ``_HEAD`` is the
     Name attribute of System/Provider (a string without escapes, non-empty, so it is the
     provider name); Provider holds at most a Guid and an EventSourceName besides; EventID is
     System's next key, a number, a string of digits, or
     ``{"#attributes":{"Qualifiers":N},"#text":N}``; between its value and ``_TIME`` there is
-    no brace at all, so no object opens or closes and that TimeCreated key is System's own."""
+    no brace at all, so no object opens or closes and that TimeCreated key is System's own,
+    and a ``,"Task":`` there is System's Task key (its quote follows a comma, so it opens a
+    string)."""
     quote = head.find('"')
     if quote <= 0 or "\\" in head[:quote]:
         return None
@@ -369,7 +376,14 @@ def record_type(head: str) -> tuple[str, int] | None:
         tail = "" if end < 0 else value[end:]
     if not _digits(token) or (tail and not tail.startswith(",")) or "{" in tail or "}" in tail:
         return None
-    return provider, int(token)
+    task = ANY_TASK
+    at = tail.find(_TASK)
+    if at >= 0:
+        end = tail.find(",", at + len(_TASK))
+        number = tail[at + len(_TASK):end if end >= 0 else len(tail)]
+        if _digits(number):
+            task = int(number)
+    return provider, int(token), task
 
 
 def _digits(text: str) -> bool:
@@ -467,7 +481,8 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                     if not isinstance(checked, str):
                         event, system, _time, event_id = checked
                         if not event_gate(str(system.get("Channel") or ""), provider_of(system),
-                                          event_id, event.get("EventData")):
+                                          event_id, event.get("EventData"),
+                                          _int(system.get("Task"))):
                             skipped += 1
                             continue
                 parsed = winevent_of(record)

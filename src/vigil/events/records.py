@@ -71,10 +71,11 @@ class ReadStats:
             self.bad_records.extend(other.bad_records[:room])
 
 
-# (provider name, event id) of an EVTX record -> may it matter to the caller?
-RecordGate = Callable[[str, int], bool]
-# (channel, provider name, event id, EventData section as parsed) -> may it matter?
-EventGate = Callable[[str, str, int, Any], bool]
+# (provider name, event id, task: None for none, events.evtx.ANY_TASK when not known) of an
+# EVTX record -> may it matter to the caller?
+RecordGate = Callable[[str, int, int | None], bool]
+# (channel, provider name, event id, EventData section as parsed, task) -> may it matter?
+EventGate = Callable[[str, str, int, Any, int | None], bool]
 
 
 @dataclass(frozen=True, slots=True)
