@@ -348,6 +348,26 @@ def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
     return suspects
 
 
+def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],
+                    stage_of: Sequence[tuple[int, int]]) -> frozenset[int]:
+    """``_judge`` without its dispatch and field checks (the same answer): cheaper when the
+    stages are few (the seed's two), where those checks seldom save a predicate."""
+    accepting: frozenset[int] | None = None
+    found: set[int] = set()
+    for stage in stages:
+        rule_no, plan_no = stage_of[stage]
+        if rule_no in found:
+            continue
+        if not job.index_all:
+            if accepting is None:
+                accepting = _accepting(job, index_of(event))
+            if rule_no not in accepting:
+                continue
+        if job.plans[rule_no].compiled.plans(event)[plan_no].matches(event):
+            found.add(rule_no)
+    return frozenset(found)
+
+
 def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
            stage_of: Sequence[tuple[int, int]],
            keys: dict[int, set[tuple[Any, ...]]] | None) -> frozenset[int]:
@@ -663,10 +683,12 @@ def _read_other(path: str) -> tuple[list[bytes], list[_Matched], ReadStats]:
     stages = range(len(job.stage_of))
     events: list[bytes] = []
     matched: list[_Matched] = []
+    # The exact stage filter; with many stages, with the NDJSON path's dispatch and field
+    # checks (the key sets are empty while these files are read: no key gate applies).
+    judge = len(stages) > _FEW_STAGES
     for event in read_file(Path(path), stats, job.options, job.gates):
-        # The exact stage filter, with the NDJSON path's dispatch and field checks (the
-        # key sets are empty while these files are read: no key gate applies).
-        rule_numbers = _judge(job, event, stages, job.stage_of, None)
+        rule_numbers = (_judge(job, event, stages, job.stage_of, None) if judge
+                        else _matching_rules(job, event, stages, job.stage_of))
         if not rule_numbers:
             continue
         joins: _Joins = {}
@@ -723,6 +745,7 @@ def _read_others(pool: Any, paths: Sequence[Path], workers: int,
             following += 1
 
 
+_FEW_STAGES = 8  # up to this many stages, a plain loop over them beats the dispatch
 _MAX_CHUNK = 32  # files per task at most
 _TASKS_PER_WORKER = 4  # tasks per worker at least (when there are that many files)
 
