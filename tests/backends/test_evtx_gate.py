@@ -3,6 +3,7 @@ and no bad-record report; the abstract evaluator decides only on table-determine
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -145,9 +146,14 @@ def test_gates_step_aside_when_a_stage_reads_nothing_they_know() -> None:
     assert not _gate('any where process.name == "x.exe" and false').decides_nothing()
     assert not _gate('any where event.code == "1" and process.name == "x"').decides_nothing()
     assert not _gate('process where process.name == "x.exe"').decides_nothing()
-    # A rule that reads no Windows index does not count.
+    # Only a rule that reads every channel class's index: else the gates still skip the
+    # records of the other channels.
     assert not _gate('any where process.name == "x.exe"',
                      ("logs-endpoint.events.*",)).decides_nothing()
+    assert not _gate('any where process.name == "x.exe"',
+                     ("logs-windows.sysmon_operational-*",)).decides_nothing()
+    assert _gate('any where process.name == "x.exe"',
+                 ("logs-windows.*", "logs-system.*")).decides_nothing()
     plans = fast.plan_rules(list(bundled_rules()))
     assert not EvtxGate([(p.compiled, p.selector) for p in plans]).decides_nothing()
 
@@ -302,6 +308,15 @@ def test_seed_rule_fast_equals_reference_all_files() -> None:
 
 def test_windows_prebuilt_rules_fast_equal_reference() -> None:
     _compare([*bundled_rules(), *_windows_rules()], _evtx_files(), workers=2)
+
+
+def test_fast_equals_reference_when_the_gates_step_aside() -> None:
+    text = 'any where process.name : "cmd.exe" or winlog.event_data.ServiceName : "*svc*"'
+    anywhere = replace(bundled_rules()[0], name="any record", query=text, eql=parse(text),
+                       rule_id="00000000-0000-4000-8000-000000000001")
+    plans = fast.plan_rules([anywhere])
+    assert EvtxGate([(p.compiled, p.selector) for p in plans]).decides_nothing()
+    _compare([*bundled_rules(), anywhere], _evtx_files(), workers=2)
 
 
 def test_gate_skips_most_sample_records_for_the_seed() -> None:

@@ -314,14 +314,14 @@ class EvtxGate:
         """Does some stage match records of every type and any EventData alike? A stage of
         any category whose condition reads none of the fields the gates know (TABLE_FIELDS,
         DATA_FIELDS) has the same verdict for every record; when that verdict is not false,
-        for a rule that reads some channel class's index, every record is relevant and the
-        gates would only cost time (e.g. ``any where process.name == ...`` among the
-        Windows prebuilt rules)."""
+        for a rule that reads every channel class's index, every record is relevant and the
+        gates would only cost time (e.g. ``any where process.name == ...`` on
+        ``logs-windows.*``, ``logs-system.*``)."""
         knowable = set(TABLE_FIELDS) | set(DATA_FIELDS)
         indexes = [known_fields(channel_class, "Vigil-Probe", 0, self.logon_id).get("_index")
                    for channel_class in CHANNEL_CLASSES]
         for compiled, selector in self.rules:
-            if not self.index_all and not any(isinstance(index, str) and selector.accepts(index)
+            if not self.index_all and not all(isinstance(index, str) and selector.accepts(index)
                                                for index in indexes):
                 continue
             evaluator = _StageEvaluator(compiled, compiled.schemas.default)

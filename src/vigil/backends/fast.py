@@ -370,7 +370,8 @@ def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],
 
 def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
            stage_of: Sequence[tuple[int, int]],
-           keys: dict[int, set[tuple[Any, ...]]] | None) -> frozenset[int]:
+           keys: dict[int, set[tuple[Any, ...]]] | None,
+           dispatch: StageIndex | None = None) -> frozenset[int]:
     """The rules with a candidate stage whose compiled predicate (the reference's) matches the
     event, for rules whose index patterns accept it. Before a stage's predicate: the
     dispatch by key clause and the stage's field check (necessary conditions, with field
@@ -380,7 +381,9 @@ def _judge(job: _Job, event: dict[str, Any], stages: Sequence[int],
     accepting: frozenset[int] | None = None  # the rules reading the event's index
     found: set[int] = set()
     cache = FieldCache(event)
-    stages = _dispatch(job, stages, stage_of, keys is not None).passing(cache)
+    if dispatch is None:
+        dispatch = _dispatch(job, stages, stage_of, keys is not None)
+    stages = dispatch.passing(cache)
     key_stages = job.key_stages if keys is not None else None
     key_sets = job.key_sets if keys is None else None
     for stage in stages:
@@ -527,8 +530,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
         # argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
                              index_all=options.index_all, logon_id=read_options.logon_id)
-        if not evtx_gate.decides_nothing():
-            job.gates = RecordGates(evtx_gate.relevant, evtx_gate.relevant_event)
+        job.gates = (RecordGates() if evtx_gate.decides_nothing()
+                     else RecordGates(evtx_gate.relevant, evtx_gate.relevant_event))
     cnfs: list[Cnf] = []
     for rule_no, plan in enumerate(plans):
         for plan_no, cnf in enumerate(plan.cnfs):
@@ -550,13 +553,16 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     _JOB = job
     # The workers share the parent's objects until they write to them; collecting them in
     # a worker would touch (and copy) every page that holds one. Python's advice for forking
-    # servers: freeze them first (undone below, so the parent still collects them later).
-    gc.freeze()
-    context = multiprocessing.get_context("fork")
+    # servers: freeze them first (undone below, so the parent still collects them later;
+    # left alone when the program embedding vigil froze objects of its own).
+    freeze = gc.get_freeze_count() == 0
     per_file: dict[Path, list[tuple[bytes, _Matched]]] = {}  # events as JSON until needed
     kept: dict[Path, dict[int, tuple[bytes, frozenset[int]]]] = {p: {} for p in plain}
     keys: dict[int, set[tuple[Any, ...]]] = {n: set() for n in gated}
     try:
+        if freeze:
+            gc.freeze()
+        context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:
             for path, (data, matched, file_stats) in zip(
                     other, _read_others(pool, other, workers), strict=True):
@@ -603,7 +609,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             _trace("phase two")
     finally:
         _JOB = None
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     # Each rule runs on the events that match one of its stages (the others change nothing
     # for it), so broad stages of one rule do not make every rule search their events.
     events: list[dict[str, Any]] = []
@@ -685,9 +692,9 @@ def _read_other(path: str) -> tuple[list[bytes], list[_Matched], ReadStats]:
     matched: list[_Matched] = []
     # The exact stage filter; with many stages, with the NDJSON path's dispatch and field
     # checks (the key sets are empty while these files are read: no key gate applies).
-    judge = len(stages) > _FEW_STAGES
+    dispatch = _dispatch(job, stages, job.stage_of, False) if len(stages) > _FEW_STAGES else None
     for event in read_file(Path(path), stats, job.options, job.gates):
-        rule_numbers = (_judge(job, event, stages, job.stage_of, None) if judge
+        rule_numbers = (_judge(job, event, stages, job.stage_of, None, dispatch) if dispatch
                         else _matching_rules(job, event, stages, job.stage_of))
         if not rule_numbers:
             continue

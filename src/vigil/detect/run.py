@@ -78,7 +78,10 @@ class RuleOutcome:
 @dataclass(slots=True)
 class DetectResult:
     outcomes: list[RuleOutcome]
-    events: int
+    events: int  # every event searched
+    # Of those, inside --from/--to, and without a usable @timestamp. The fast path
+    # (backends.fast) counts these two over the events some rule got, not every event:
+    # it never parses the others (so a line's unusable timestamp goes unreported there).
     events_in_window: int
     events_without_time: int
 

@@ -220,7 +220,9 @@ def format_date_ns(ns: int) -> str:
 
 
 def normalize_ip(value: Any) -> str | None:
-    return _normalize_ip_text(str(value).strip())
+    text = str(value).strip()
+    # Addresses are short; a long value (no address) is not kept alive in the cache.
+    return _normalize_ip_text(text) if len(text) <= 64 else _normalize_ip_text.__wrapped__(text)
 
 
 @lru_cache(maxsize=4096)  # addresses repeat in logs; parsing one takes microseconds

@@ -408,7 +408,9 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                   kind="not a readable EVTX file")
         stats.files_failed += 1
         return
-    last: dict[str, Any] | None = None  # the last record read (its number places errors)
+    # The last record read: its number places errors (read when one comes: the crate's
+    # numbers are ints, so this is the last good number the per-record check used to keep).
+    last: dict[str, Any] | None = None
     last_good: int | None = None
     errors_in_a_row = 0
     skipped = 0  # records the gates skipped, added to stats.events before each yield

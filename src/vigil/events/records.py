@@ -82,7 +82,8 @@ EventGate = Callable[[str, str, int, Any, int | None], bool]
 class RecordGates:
     """What the EVTX reader may skip for a caller (``read_evtx_file`` says how): record
     types by ``record``, and records of the types it keeps by ``event`` (parsed, before
-    mapping)."""
+    mapping). Gates, even none, also mean the caller reads files in parallel processes:
+    the parser then keeps to one thread."""
 
-    record: RecordGate
+    record: RecordGate | None = None
     event: EventGate | None = None
