@@ -24,9 +24,12 @@ alert ids. This module only decides which events to keep, never what they mean:
    ``until`` only act on the partials of their own key. A pivot that never matches leaves
    none of the rule's other stages to read.
 3. Other inputs (.gz, .evtx, .zip, JSON arrays) are read by the reference readers in the
-   worker processes, with the same exact stage filter; each kept event comes back with the
-   rules it matches a stage of and, for gated sequences, its join keys (worked out in the
-   workers), which feed the key sets of step 2.
+   worker processes, with the same exact stage filter; with many stages, each event is first
+   written as a JSON line (orjson) and ``LineFilter`` finds the stages that line may match,
+   exactly as for an NDJSON line (the line holds every value the predicates read: it is the
+   event itself). Each kept event comes back with the rules it matches a stage of and, for
+   gated sequences, its join keys (worked out in the workers), which feed the key sets of
+   step 2.
 
 Memory is bounded by the kept events (stage matches), not by the input: lines are scanned in
 fixed-size blocks. Bad records: every line that does not look like ``{"@timestamp":"2...}``
@@ -123,6 +126,7 @@ class _Job:
     index_all: bool
     stage_of: list[tuple[int, int]] = field(default_factory=list)  # global -> (rule, plan)
     line_filter: LineFilter | None = None  # phase one: every stage, gated ones opaque-only
+    event_filter: LineFilter | None = None  # every stage, for events of non-NDJSON inputs
     key_stages: dict[int, int] = field(default_factory=dict)  # pivot stage -> gated rule
     gated: tuple[int, ...] = ()  # the sequences gated on their pivot's keys (step 2)
     key_sets: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # phase two gates
@@ -550,6 +554,8 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 gated_stages[global_no] = rule_no
                 phase_one[global_no] = (frozenset(),)  # phase two looks for these
     job.line_filter = LineFilter(phase_one, sample=sample)
+    if other and len(cnfs) > _FEW_STAGES:
+        job.event_filter = LineFilter(cnfs, sample=sample)
     _JOB = job
     # The workers share the parent's objects until they write to them; collecting them in
     # a worker would touch (and copy) every page that holds one. Python's advice for forking
@@ -690,19 +696,28 @@ def _read_other(path: str) -> tuple[list[bytes], list[_Matched], ReadStats]:
     stages = range(len(job.stage_of))
     events: list[bytes] = []
     matched: list[_Matched] = []
-    # The exact stage filter; with many stages, with the NDJSON path's dispatch and field
-    # checks (the key sets are empty while these files are read: no key gate applies).
-    dispatch = _dispatch(job, stages, job.stage_of, False) if len(stages) > _FEW_STAGES else None
+    # The exact stage filter. With many stages, an event is first written as the JSON line
+    # it would be in an NDJSON file and the stages that line may match are found as phase
+    # one finds them (``event_filter``: every stage, no key gate: the key sets are empty
+    # while these files are read); then the NDJSON path's dispatch and field checks.
+    event_filter = job.event_filter
     for event in read_file(Path(path), stats, job.options, job.gates):
-        rule_numbers = (_judge(job, event, stages, job.stage_of, None, dispatch) if dispatch
-                        else _matching_rules(job, event, stages, job.stage_of))
+        if event_filter is not None:
+            raw = orjson.dumps(event)
+            candidates = event_filter.line_stages(raw)
+            if not candidates:
+                continue
+            rule_numbers = _judge(job, event, candidates, job.stage_of, None)
+        else:
+            raw = b""
+            rule_numbers = _matching_rules(job, event, stages, job.stage_of)
         if not rule_numbers:
             continue
         joins: _Joins = {}
         for n in job.gated:
             if n in rule_numbers:
                 joins[n] = _join_keys(job.plans[n], event)
-        events.append(orjson.dumps(event))
+        events.append(raw or orjson.dumps(event))
         matched.append((rule_numbers, joins))
     return events, matched, stats
 
