@@ -370,3 +370,28 @@ def test_big_clause_forms_equal_the_atom_loop(data: st.DataObject) -> None:
                     st.sampled_from(["", ".exe", "\\y"]))
             _set(event, name, value, nested)
     assert fast_check(FieldCache(event)) == loop_check(FieldCache(event)), (rule.name, event)
+
+
+def test_parquet_input_with_many_rules_equals_reference(tmp_path: Path) -> None:
+    """Parquet rows go through the workers' JSON-line screen (more than 8 stages)."""
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    from vigil.synth import write_ndjson
+
+    source = tmp_path / "lake.ndjson"
+    write_ndjson(source, 4_000, 11, planted_every=400)
+    target = tmp_path / "lake.parquet"
+    pq.write_table(pa_json.read_json(source), target, row_group_size=500)
+    prebuilt = corpus()[1:]
+    rules = [*bundled_rules(), *[r for r in prebuilt if isinstance(r.eql.body, ast.Sequence)],
+             *random.Random(3).sample(prebuilt, 40)]
+    options = DetectOptions(now=NOW)
+    reference_stats = ReadStats()
+    expected = run_detection(rules, list(read_events([target], reference_stats, ReadOptions())),
+                             options=options)
+    stats = ReadStats()
+    got, _fast = fast.run_fast(rules, [target], stats, ReadOptions(), options, workers=2)
+    assert _documents(got) == _documents(expected) and got.alerts
+    assert [o.matches for o in got.outcomes] == [o.matches for o in expected.outcomes]
+    assert stats.events == reference_stats.events

@@ -703,8 +703,12 @@ def _read_other(path: str) -> tuple[list[bytes], list[_Matched], ReadStats]:
     event_filter = job.event_filter
     for event in read_file(Path(path), stats, job.options, job.gates):
         if event_filter is not None:
-            raw = orjson.dumps(event)
-            candidates = event_filter.line_stages(raw)
+            try:
+                raw = orjson.dumps(event)
+            except TypeError:  # a value JSON cannot hold (no reader makes one): every stage
+                raw, candidates = b"", list(stages)
+            else:
+                candidates = event_filter.line_stages(raw)
             if not candidates:
                 continue
             rule_numbers = _judge(job, event, candidates, job.stage_of, None)
