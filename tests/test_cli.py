@@ -179,3 +179,16 @@ def test_exceptions_remove_events_before_matching(tmp_path: Path) -> None:
                       'type = "bogus"\n', encoding="utf-8")
     failed = vigil("detect", EXAMPLES, "--exceptions", broken)
     assert failed.returncode == 2 and "broken.toml:" in failed.stderr
+
+
+def test_query_engines_print_the_same_matches() -> None:
+    query = ('sequence by winlog.logon.id with maxspan=1m '
+             '[authentication where event.action == "logged-in"] '
+             '[iam where event.action == "service-installed"]')
+    fast = vigil("query", query, EXAMPLES, "--format", "ndjson")
+    reference = vigil("query", query, EXAMPLES, "--format", "ndjson", "--engine", "reference")
+    assert fast.returncode == 0 and reference.returncode == 0, fast.stderr + reference.stderr
+    assert fast.stdout == reference.stdout and fast.stdout
+    assert "424 events" in fast.stderr and "424 events" in reference.stderr
+    wrong = vigil("query", query, EXAMPLES, "--engine", "fastest")
+    assert wrong.returncode == 2 and "--engine" in wrong.stderr

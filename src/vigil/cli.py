@@ -43,6 +43,9 @@ def query_command(
         str, typer.Option("--format", help="ndjson (matched events) or table.")
     ] = "table",
     size: Annotated[int | None, typer.Option("--size", help="At most this many results.")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="auto|fast|reference: fast reads only what the query can match "
+        "(same results); reference parses every event and holds them all.")] = "auto",
 ) -> None:
     """Hunt: print the events or sequences an EQL query matches.
 
@@ -50,7 +53,7 @@ def query_command(
     """
     from vigil.commands.query import run_query
 
-    code = run_query(query, paths, output_format, size)
+    code = run_query(query, paths, output_format, size, engine)
     raise typer.Exit(code)
 
 

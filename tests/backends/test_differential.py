@@ -395,3 +395,53 @@ def test_parquet_input_with_many_rules_equals_reference(tmp_path: Path) -> None:
     assert _documents(got) == _documents(expected) and got.alerts
     assert [o.matches for o in got.outcomes] == [o.matches for o in expected.outcomes]
     assert stats.events == reference_stats.events
+
+
+# ------------------------------------------------------------------ vigil query
+
+HUNTS = (
+    *CUSTOM,
+    'process where process.name : ("cmd.exe", "powershell.exe") and event.type == "start"',
+    'authentication where source.ip : "10.*" and winlog.logon.type in~ ("network", "RemoteInteractive")',
+    'any where event.code == "4697"',
+    'sample by host.name [authentication where true] [iam where true]',
+)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), size=st.sampled_from([None, 1, 4]),
+       compressed=st.booleans())
+def test_query_on_the_kept_events_equals_query_on_every_event(
+        tmp_path: Path, seed: int, size: int | None, compressed: bool) -> None:
+    """``vigil query``'s fast engine: ``search`` over the events ``kept_events`` keeps for
+    the query (planned on search's own schema) returns what it returns over every event;
+    prebuilt queries and hunts with until, missing stages, samples and ``size``."""
+    from vigil.eql import search
+    from vigil.eql.schema import Schema
+
+    path = tmp_path / f"h{seed}.ndjson"
+    _synthetic(path, seed, 1_500, 0.3, 150)
+    if compressed:
+        packed = path.with_name(path.name + ".gz")
+        packed.write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+        path = packed
+    reference_stats = ReadStats()
+    every = list(read_events([path], reference_stats, ReadOptions()))
+    queries = [*HUNTS, *(r.query for r in random.Random(seed).sample(corpus()[1:], 6))]
+    found = 0
+    for text in queries:
+        parsed = parse(text)
+        hunt = Rule(rule_id="hunt", name="hunt", description="", query=text, eql=parsed)
+        stats = ReadStats()
+        _all, per_rule, _fast = fast.kept_events(
+            [hunt], [path], stats, ReadOptions(), workers=2,
+            schema_for=lambda field: Schema.from_mapping(None, field))
+        expected = search(parsed, every, size=size)
+        got = search(parsed, per_rule[0], size=size)
+        assert [(m.events, m.join_keys) for m in got] == \
+            [(m.events, m.join_keys) for m in expected], text
+        assert stats.events == reference_stats.events
+        found += len(expected)
+    assert found

@@ -79,7 +79,7 @@ from vigil.detect.indices import IndexSelector, index_of
 from vigil.detect.run import DetectOptions, DetectResult, ecs_schema, run_detection
 from vigil.eql import ast
 from vigil.eql.engine import Compiled, SchemaResolver
-from vigil.eql.schema import STRING_TYPES
+from vigil.eql.schema import STRING_TYPES, Schema
 from vigil.events import ReadOptions, ReadStats
 from vigil.events.jsonl import _Finisher, _parse_line
 from vigil.events.reader import iter_input_files, read_file
@@ -145,14 +145,16 @@ def _job() -> _Job:
     return _JOB
 
 
-def plan_rules(rules: Sequence[Rule], sample: bytes = b"") -> list[RulePlan]:
-    """Each rule compiled as ``run_detection`` compiles it, with its stage literals, the
-    field checks of its stages and, for a sequence, its pivot: the positive stage whose
-    literals hit the fewest lines of ``sample`` (the last one when none is known better)."""
+def plan_rules(rules: Sequence[Rule], sample: bytes = b"",
+               schema_for: Callable[[str], Schema] = ecs_schema) -> list[RulePlan]:
+    """Each rule compiled as ``run_detection`` compiles it (or, with ``schema_for``, on
+    another schema: the one the caller's engine uses), with its stage literals, the field
+    checks of its stages and, for a sequence, its pivot: the positive stage whose literals
+    hit the fewest lines of ``sample`` (the last one when none is known better)."""
     plans = []
     for rule in rules:
         timestamp_field = rule.timestamp_field or "@timestamp"
-        schema = ecs_schema(timestamp_field)
+        schema = schema_for(timestamp_field)
         resolver = SchemaResolver(None, timestamp_field, default=schema)
         category_field = rule.event_category_override or "event.category"
         compiled = Compiled(rule.eql, resolver, category_field)
@@ -519,6 +521,31 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
              workers: int | None = None, gate: bool = True,
              ) -> tuple[DetectResult, FastStats]:
     """``run_detection`` over the input files, reading only what a rule can match."""
+    events, per_rule, fast = kept_events(rules, paths, stats, read_options,
+                                         index_all=options.index_all, workers=workers,
+                                         gate=gate)
+    totals = run_detection([], events, options=options)
+    outcomes = []
+    for rule, rule_events in zip(rules, per_rule, strict=True):
+        outcomes.extend(run_detection([rule], rule_events, options=options,
+                                      exceptions_for=exceptions_for).outcomes)
+    # Events searched: every event read, as the reference searches every event it reads.
+    result = DetectResult(outcomes, stats.events, totals.events_in_window,
+                          totals.events_without_time)
+    _trace("reference run on the kept events")
+    return result, fast
+
+
+def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
+                read_options: ReadOptions, *, index_all: bool = False,
+                workers: int | None = None, gate: bool = True,
+                schema_for: Callable[[str], Schema] = ecs_schema,
+                ) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], FastStats]:
+    """The events the rules must see, read from the input files as the reference reads
+    them, in input order: all of them, and per rule those that match one of its stages
+    (after the key gate); ``stats`` counts every event read. The rules' engine, run on a
+    rule's list, answers as on every event (the module docstring has the argument), provided
+    it compiles the rules on ``schema_for``'s schema."""
     global _JOB
     fast = FastStats()
     workers = workers or os.cpu_count() or 1
@@ -526,14 +553,14 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     plain = [p for p in files if _is_plain(p)]
     other = [p for p in files if p not in plain]
     sample = _sample(plain)
-    plans = plan_rules(rules, sample)
-    job = _Job(plans, read_options, options.index_all)
+    plans = plan_rules(rules, sample, schema_for)
+    job = _Job(plans, read_options, index_all)
     if any(p.name.lower().endswith(".evtx") for p in other):
         # EVTX records no stage can match are skipped before parsing or mapping; the stage
         # filter (_judge) would drop them after mapping (evtx_gate's docstring has the
         # argument).
         evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
-                             index_all=options.index_all, logon_id=read_options.logon_id)
+                             index_all=index_all, logon_id=read_options.logon_id)
         job.gates = (RecordGates() if evtx_gate.decides_nothing()
                      else RecordGates(evtx_gate.relevant, evtx_gate.relevant_event))
     cnfs: list[Cnf] = []
@@ -637,16 +664,7 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             for number in rule_numbers:
                 per_rule[number].append(event)
     fast.events_kept = len(events)
-    totals = run_detection([], events, options=options)
-    outcomes = []
-    for rule, rule_events in zip(rules, per_rule, strict=True):
-        outcomes.extend(run_detection([rule], rule_events, options=options,
-                                      exceptions_for=exceptions_for).outcomes)
-    # Events searched: every event read, as the reference searches every event it reads.
-    result = DetectResult(outcomes, stats.events, totals.events_in_window,
-                          totals.events_without_time)
-    _trace("reference run on the kept events")
-    return result, fast
+    return events, per_rule, fast
 
 
 def _keyed_rules(matched: _Matched, keys: Mapping[int, set[tuple[Any, ...]]]) -> frozenset[int]:
@@ -798,7 +816,7 @@ def _reparse(lines: list[bytes], name: str, options: ReadOptions) -> list[dict[s
     return events
 
 
-__all__ = ["FastStats", "plan_rules", "run_fast"]
+__all__ = ["FastStats", "kept_events", "plan_rules", "run_fast"]
 
 
 def _trace(what: str) -> None:

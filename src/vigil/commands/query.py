@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from vigil.eql import Match, search
+from vigil.eql.ast import Query
+from vigil.eql.schema import Schema
 from vigil.errors import EqlError
-from vigil.events import ReadStats, read_events
+from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.report.safe import terminal_text
 
 TABLE_FIELDS = ("@timestamp", "event.category", "event.action", "host.name", "user.name",
@@ -30,10 +33,15 @@ def _get(event: dict[str, Any], name: str) -> Any:
     return current
 
 
-def run_query(query: str, paths: list[Path], output_format: str, size: int | None) -> int:
+def run_query(query: str, paths: list[Path], output_format: str, size: int | None,
+              engine: str = "auto") -> int:
     err = Console(stderr=True, highlight=False)
     if output_format not in ("table", "ndjson"):
         err.print(f"vigil query: --format must be table or ndjson, not {output_format!r}")
+        return 2
+    if engine not in ("auto", "fast", "reference"):
+        err.print(f"vigil query: --engine must be auto, fast or reference, not {engine!r}",
+                  markup=False)
         return 2
     stats = ReadStats()
     try:
@@ -43,7 +51,11 @@ def run_query(query: str, paths: list[Path], output_format: str, size: int | Non
     except EqlError as exc:
         err.print(f"vigil query: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
         return 2
-    matches = search(parsed, read_events(paths, stats), size=size)
+    if engine == "reference":
+        events: Iterable[dict[str, Any]] = read_events(paths, stats)
+    else:
+        events = _candidates(parsed, paths, stats)
+    matches = search(parsed, events, size=size)
     if output_format == "ndjson":
         _write_ndjson(matches)
     else:
@@ -54,6 +66,21 @@ def run_query(query: str, paths: list[Path], output_format: str, size: int | Non
     for bad in stats.bad_records[:5]:
         err.print(f"  {terminal_text(str(bad))}", markup=False)
     return 0
+
+
+def _candidates(parsed: Query, paths: list[Path], stats: ReadStats) -> list[dict[str, Any]]:
+    """The events that match a stage of the query, read as the reference reads them and in
+    input order (``backends.fast``): ``search`` answers on them as on every event. The
+    prefilter is derived on the schema ``search`` uses without a mapping."""
+    from vigil.backends.fast import kept_events
+    from vigil.rules.model import Rule
+
+    hunt = Rule(rule_id="vigil-query", name="query", description="", query=parsed.text,
+                eql=parsed)
+    _events, per_rule, _stats = kept_events(
+        [hunt], paths, stats, ReadOptions(),
+        schema_for=lambda timestamp_field: Schema.from_mapping(None, timestamp_field))
+    return per_rule[0]
 
 
 def _write_ndjson(matches: list[Match]) -> None:
