@@ -190,5 +190,6 @@ def test_query_engines_print_the_same_matches() -> None:
     assert fast.returncode == 0 and reference.returncode == 0, fast.stderr + reference.stderr
     assert fast.stdout == reference.stdout and fast.stdout
     assert "424 events" in fast.stderr and "424 events" in reference.stderr
+    assert "skipped unparsed" in fast.stderr and "skipped unparsed" not in reference.stderr
     wrong = vigil("query", query, EXAMPLES, "--engine", "fastest")
     assert wrong.returncode == 2 and "--engine" in wrong.stderr

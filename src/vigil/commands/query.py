@@ -35,7 +35,7 @@ def _get(event: dict[str, Any], name: str) -> Any:
 
 def run_query(query: str, paths: list[Path], output_format: str, size: int | None,
               engine: str = "auto") -> int:
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     if output_format not in ("table", "ndjson"):
         err.print(f"vigil query: --format must be table or ndjson, not {output_format!r}")
         return 2
@@ -51,10 +51,11 @@ def run_query(query: str, paths: list[Path], output_format: str, size: int | Non
     except EqlError as exc:
         err.print(f"vigil query: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
         return 2
+    skipped = 0  # lines the fast engine judged unmatchable without parsing them
     if engine == "reference":
         events: Iterable[dict[str, Any]] = read_events(paths, stats)
     else:
-        events = _candidates(parsed, paths, stats)
+        events, skipped = _candidates(parsed, paths, stats)
     matches = search(parsed, events, size=size)
     if output_format == "ndjson":
         _write_ndjson(matches)
@@ -65,22 +66,27 @@ def run_query(query: str, paths: list[Path], output_format: str, size: int | Non
               markup=False)
     for bad in stats.bad_records[:5]:
         err.print(f"  {terminal_text(str(bad))}", markup=False)
+    if skipped:
+        err.print(f"{skipped:,} line(s) the query cannot match were skipped unparsed "
+                  "(--engine reference reads and checks every line)", markup=False)
     return 0
 
 
-def _candidates(parsed: Query, paths: list[Path], stats: ReadStats) -> list[dict[str, Any]]:
+def _candidates(parsed: Query, paths: list[Path], stats: ReadStats,
+                ) -> tuple[list[dict[str, Any]], int]:
     """The events that match a stage of the query, read as the reference reads them and in
     input order (``backends.fast``): ``search`` answers on them as on every event. The
-    prefilter is derived on the schema ``search`` uses without a mapping."""
+    prefilter is derived on the schema ``search`` uses without a mapping. Also: how many
+    NDJSON lines were skipped unparsed."""
     from vigil.backends.fast import kept_events
     from vigil.rules.model import Rule
 
     hunt = Rule(rule_id="vigil-query", name="query", description="", query=parsed.text,
                 eql=parsed)
-    _events, per_rule, _stats = kept_events(
+    _events, per_rule, fast = kept_events(
         [hunt], paths, stats, ReadOptions(),
         schema_for=lambda timestamp_field: Schema.from_mapping(None, timestamp_field))
-    return per_rule[0]
+    return per_rule[0], fast.lines_skipped
 
 
 def _write_ndjson(matches: list[Match]) -> None:
