@@ -243,21 +243,13 @@ class _StageEvaluator:
 
     def condition(self, node: ast.Expr, known: Mapping[str, Any]) -> Tri:
         match node:
-            case ast.And(operands=operands):
-                result: Tri = True
+            case ast.And(operands=operands) | ast.Or(operands=operands):
+                decisive = isinstance(node, ast.Or)  # the value that decides: and False, or True
+                result: Tri = not decisive
                 for operand in operands:
                     value = self.condition(operand, known)
-                    if value is False:
-                        return False
-                    if value is None:
-                        result = None
-                return result
-            case ast.Or(operands=operands):
-                result = False
-                for operand in operands:
-                    value = self.condition(operand, known)
-                    if value is True:
-                        return True
+                    if value is decisive:
+                        return decisive
                     if value is None:
                         result = None
                 return result

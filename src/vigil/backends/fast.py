@@ -73,6 +73,7 @@ from vigil.backends.prefilter import (
     LineFilter,
     atom_frequencies,
     gate_clause,
+    line_spans,
     query_cnfs,
 )
 from vigil.detect.indices import IndexSelector, index_of
@@ -341,17 +342,8 @@ def _irregular(block: bytes, newlines: int, options: ReadOptions) -> list[int]:
     if (block.startswith(_REGULAR) and block.endswith(b"}\n")
             and block.count(b"}\n" + _REGULAR) == newlines - 1):
         return []
-    suspects = []
-    start = 0
-    size = len(block)
-    while start < size:
-        end = block.find(b"\n", start)
-        if end < 0:
-            end = size
-        if not (block.startswith(_REGULAR, start) and block.endswith(b"}", start, end)):
-            suspects.append(start)
-        start = end + 1
-    return suspects
+    return [start for start, end in line_spans(block)
+            if not (block.startswith(_REGULAR, start) and block.endswith(b"}", start, end))]
 
 
 def _matching_rules(job: _Job, event: dict[str, Any], stages: Sequence[int],

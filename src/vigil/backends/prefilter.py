@@ -261,6 +261,18 @@ def gate_clause(values: Iterable[object]) -> Clause | None:
     return frozenset(atoms)
 
 
+def line_spans(block: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each line of ``block`` (``end`` excludes the newline)."""
+    start = 0
+    size = len(block)
+    while start < size:
+        end = block.find(b"\n", start)
+        if end < 0:
+            end = size
+        yield start, end
+        start = end + 1
+
+
 class LineFilter:
     """Finds, in a block of NDJSON lines, the lines that may match each stage.
 
@@ -361,14 +373,8 @@ class LineFilter:
         are candidates for every stage whatever they hold."""
         forced = set(extra)
         if self.always:
-            start = 0
-            size = len(block)
-            while start < size:
-                end = block.find(b"\n", start)
-                if end < 0:
-                    end = size
+            for start, end in line_spans(block):
                 yield start, end, self.line_stages(block[start:end])
-                start = end + 1
             return
         size = len(block)
         starts: set[int] = set(forced)
