@@ -445,3 +445,22 @@ def test_query_on_the_kept_events_equals_query_on_every_event(
         assert stats.events == reference_stats.events
         found += len(expected)
     assert found
+
+
+def test_bad_records_of_mixed_inputs_are_reported_in_input_order(tmp_path: Path) -> None:
+    """Files read by the byte scan and by the workers' readers: the same bad-record lines,
+    in the order the reference reads the files."""
+    example = (Path(__file__).parents[2] / "examples" / "windows-security.ndjson").read_bytes()
+    (tmp_path / "a.ndjson").write_bytes(
+        example[:30_000] + b'\n{"@timestamp":"2024-05-01T08:00:00Z","event":{"code"\n[1,2]\n'
+        b'{"@timestamp":"not a date","x":1}\n\xff\xfe broken\n')
+    (tmp_path / "b.evtx").write_bytes(b"not evtx at all")
+    (tmp_path / "c.ndjson.gz").write_bytes(gzip.compress(example)[:20_000])
+    (tmp_path / "d.ndjson").write_bytes(b'{"@timestamp":"2024-05-01T08:00:00Z"}\n{oops}\n')
+    reference_stats = ReadStats()
+    list(read_events([tmp_path], reference_stats, ReadOptions()))
+    stats = ReadStats()
+    fast.run_fast(list(bundled_rules()), [tmp_path], stats, ReadOptions(),
+                  DetectOptions(now=NOW), workers=2)
+    assert [str(b) for b in stats.bad_records] == [str(b) for b in reference_stats.bad_records]
+    assert len(reference_stats.bad_records) >= 7

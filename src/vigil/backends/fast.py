@@ -582,6 +582,9 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     # left alone when the program embedding vigil froze objects of its own).
     freeze = gc.get_freeze_count() == 0
     per_file: dict[Path, list[tuple[bytes, _Matched]]] = {}  # events as JSON until needed
+    # Per file, merged in input order at the end: bad records are reported in the order the
+    # reference reads the files, whichever pool read them.
+    file_stats: dict[Path, ReadStats] = {}
     kept: dict[Path, dict[int, tuple[bytes, frozenset[int]]]] = {p: {} for p in plain}
     keys: dict[int, set[tuple[Any, ...]]] = {n: set() for n in gated}
     try:
@@ -589,9 +592,9 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             gc.freeze()
         context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:
-            for path, (data, matched, file_stats) in zip(
+            for path, (data, matched, read_stats) in zip(
                     other, _read_others(pool, other, workers), strict=True):
-                stats.merge(file_stats)
+                file_stats[path] = read_stats
                 received = list(zip(data, matched, strict=True))
                 per_file[path] = received
                 for _raw, (_rules, joins) in received:
@@ -599,10 +602,10 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                         keys[n].update(pivot_keys)
             _trace("other inputs read")
             for path in plain:
-                stats.files += 1
+                scan_stats = file_stats[path] = ReadStats(files=1)
                 lines_before = 0
                 for scanned in pool.imap(_scan, _ranges(path, 1, workers * 4)):
-                    _account(stats, str(path), scanned, lines_before)
+                    _account(scan_stats, str(path), scanned, lines_before)
                     lines_before += scanned.lines
                     fast.lines_parsed += scanned.parsed
                     fast.lines_skipped += scanned.lines - scanned.parsed
@@ -636,6 +639,9 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
         _JOB = None
         if freeze:
             gc.unfreeze()
+    for path in files:
+        if path in file_stats:
+            stats.merge(file_stats[path])
     # Each rule runs on the events that match one of its stages (the others change nothing
     # for it), so broad stages of one rule do not make every rule search their events.
     events: list[dict[str, Any]] = []

@@ -175,7 +175,7 @@ def _reason(exc: BaseException) -> str:
 def _parse_line(raw: bytes, name: str, line_no: int, stats: ReadStats) -> dict[str, Any] | None:
     try:
         doc = orjson.loads(raw)  # JSON allows the surrounding whitespace and newline
-    except orjson.JSONDecodeError as exc:
+    except orjson.JSONDecodeError:
         stripped = raw.strip()
         if not stripped:
             return None  # blank line
@@ -184,13 +184,23 @@ def _parse_line(raw: bytes, name: str, line_no: int, stats: ReadStats) -> dict[s
         except UnicodeDecodeError:
             stats.bad(name, str(line_no), "not UTF-8 text", kind="not UTF-8")
             return None
-        stats.bad(name, str(line_no), f"not JSON ({exc.msg})", kind="not JSON")
+        stats.bad(name, str(line_no), f"not JSON ({_json_error(stripped)})", kind="not JSON")
         return None
     event = _as_event(doc)
     if event is None:
         stats.bad(name, str(line_no), f"not an event object but {_describe(doc)}",
                   kind="not an object")
     return event
+
+
+def _json_error(text: bytes) -> str:
+    """orjson's reason for a bad line, read without its line ending (the reason is then the
+    same whoever hands the line over: a truncated line ends its data, wherever it came from)."""
+    try:
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return str(exc.msg)
+    return "not JSON"  # not reached: the line was refused with its ending, so it is without
 
 
 def _read_array(name: str, data: bytes, stats: ReadStats,
