@@ -113,11 +113,31 @@ _DATA_NAMES = (
     "ParentProcessName", "CommandLine", "PrivilegeList", "OldTargetUserName",
     "NewTargetUserName", "RelativeTargetName", "ShareLocalPath", "ShareName", "TaskName",
     "EventID", "Channel", "Category", "Action",
+    # The Sysmon, PowerShell, AppLocker and Defender pipelines (vigil.events.pipelines).
+    "UtcTime", "RuleName", "ProcessGuid", "Image", "ParentImage", "ParentCommandLine",
+    "ParentProcessGuid", "ParentProcessId", "CurrentDirectory", "OriginalFileName", "Hashes",
+    "Hash", "TargetFilename", "ImageLoaded", "Signed", "Signature", "SignatureStatus",
+    "SourceIp", "DestinationIp", "SourcePort", "DestinationPort", "SourceHostname",
+    "DestinationHostname", "SourcePortName", "DestinationPortName", "Initiated",
+    "SourceIsIpv6", "QueryName", "QueryResults", "QueryStatus", "TargetObject", "Details",
+    "User", "SourceImage", "SourceProcessGuid", "SourceProcessId", "TargetImage", "Device",
+    "PipeName", "Destination", "Type", "ID", "Archived", "IsExecutable", "Company",
+    "Description", "Product", "FileVersion", "param1", "param2", "param3", "HostApplication",
+    "HostName", "HostId", "HostID", "UserId", "ConnectedUser", "ContextInfo", "Payload",
+    "ScriptBlockText", "ScriptBlockId", "ScriptName", "Path", "SequenceNumber",
+    "NewEngineState", "PreviousEngineState", "ProviderName", "MessageNumber", "MessageTotal",
 )
 _DATA_A = {name: "3" for name in _DATA_NAMES} | {
     "IpAddress": "10.0.0.1", "ClientAddress": "LOCAL", "NewUacValue": "0x15",
     "TicketOptions": "0x40810010", "ServiceType": "0x10", "Protocol": "6",
-    "MemberName": "CN=a,OU=b,DC=c,DC=d", "CommandLine": 'a "b c" d', "Status": "0xc000006d"}
+    "MemberName": "CN=a,OU=b,DC=c,DC=d", "CommandLine": 'a "b c" d', "Status": "0xc000006d",
+    "UtcTime": "2024-06-01 12:00:00.123", "SourceIp": "10.0.0.2", "DestinationIp": "::1",
+    "Hashes": "SHA1=AB,MD5=CD,IMPHASH=EF", "TargetObject": "HKLM\\a\\b", "Details": "DWORD (0x00000001)",
+    "User": "D\\u", "UserId": "D\\u", "ConnectedUser": "D\\v", "Signed": "true",
+    "QueryResults": "type:  5 a.b;::ffff:10.0.0.4;", "Initiated": "true", "SourceIsIpv6": "false",
+    "Image": "C:\\p\\q.exe", "TargetFilename": "C:\\f\\g.txt",
+    "param2": "\tDetailSequence=1\n\tUserId=D\\u", "param3": "\tHostName=h\n\tHostId=i",
+    "ContextInfo": "        Host Name = h\n        User = D\\u", "ScriptName": "C:\\s\\t.ps1"}
 _DATA_B = {name: "-" for name in _DATA_NAMES} | {
     "LogonType": "10", "ProcessId": "0x1f4", "NewProcessName": "C:\\x\\y.exe",
     "Application": "\\device\\z.exe", "IpAddress": "::ffff:10.1.2.3", "Status": "0x0"}

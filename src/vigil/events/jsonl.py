@@ -3,8 +3,10 @@
 Plain or gzip-compressed; lines are read as bytes and parsed with orjson. Each
 document may be a bare event or an Elasticsearch hit (``{"_index": ..., "_source": {...}}``),
 whose ``_index`` and ``_id`` are kept on the event. A flat NXLog/OTRF Windows event is
-recognised per document and mapped to ECS like an EVTX record. An ECS logon event that still
-carries ``winlog.event_data.TargetLogonId`` gets the logon-id fix in "intended" mode.
+recognised per document and mapped to ECS like an EVTX record, and so is a raw Winlogbeat /
+Elastic Agent document (``is_raw_winlog``: the winlog input's output before any ingest
+pipeline), through the same pipelines. An ECS logon event that still carries
+``winlog.event_data.TargetLogonId`` gets the logon-id fix in "intended" mode.
 
 Bad lines (not JSON, not UTF-8, not an object, no usable timestamp) and a truncated gzip stream
 are counted with their line number; the rest of the file is read. This is the hot path of
@@ -97,6 +99,19 @@ def _not_a_date(field: str, value: Any) -> str:
         f"{field} {shown} is not a date"
 
 
+def is_raw_winlog(event: dict[str, Any], winlog: dict[str, Any]) -> bool:
+    """A document of the winlog input before any ingest pipeline (Winlogbeat's file or
+    Kafka output, Elastic Agent's events): ``winlog`` with a channel and event id, and none
+    of what an ingest pipeline or vigil adds (``event.ingested``, ``event.category``,
+    ``_index``)."""
+    if "channel" not in winlog or "event_id" not in winlog or "_index" in event:
+        return False
+    fields = event.get("event")
+    if isinstance(fields, dict):
+        return "ingested" not in fields and "category" not in fields
+    return "event.ingested" not in event and "event.category" not in event
+
+
 class _Finisher:
     """Per-document work after parsing: NXLog mapping, logon-id fix, timestamp check."""
 
@@ -120,7 +135,11 @@ class _Finisher:
                 self.stats.bad(self.name, where, mapped, kind="bad Windows event")
                 return None
             return mapped
-        if self.fix_logon and isinstance(winlog, dict):
+        if isinstance(winlog, dict) and is_raw_winlog(event, winlog):
+            from vigil.events.ecs import winlog_to_ecs  # raw Winlogbeat / Agent documents
+
+            event = winlog_to_ecs(event, self.options.logon_id)
+        elif self.fix_logon and isinstance(winlog, dict):
             data = winlog.get("event_data")
             if isinstance(data, dict) and "TargetLogonId" in data:
                 apply_intended_logon_id(event)

@@ -1,9 +1,10 @@
 """A Windows event as Winlogbeat's Go side hands it to an ingest pipeline.
 
 Both sources (EVTX records and NXLog/OTRF exports) are first normalised into a ``WinEvent``;
-``base_document`` then builds the fields *every* event gets before any pipeline runs
-(ECS_MAPPING.md section 1): ``@timestamp``, ``event.code/kind/provider/outcome/action``,
-``host.name``, ``log.level`` and ``winlog.*`` with ``event_data`` values as strings.
+``base_document`` then builds the document the winlog input of Elastic Agent / Winlogbeat
+hands to an ingest pipeline (ECS_MAPPING.md section 1): ``@timestamp``,
+``event.code/kind/provider/outcome/action``, ``host.name``, ``log.level`` and ``winlog.*``
+(``time_created`` and ``level`` included) with ``event_data`` values as strings.
 
 Names that need the publisher's message files (task, opcode) come from the event when the
 source rendered them (NXLog does), otherwise from Windows' default tables; a name that cannot
@@ -233,6 +234,8 @@ def base_document(event: WinEvent) -> dict[str, Any]:
                                  else None)
     if level:
         document["log"] = {"level": level.lower()}
+        winlog["level"] = level.lower()
+    winlog["time_created"] = event.time_created
     if event.message:
         document["message"] = (event.message.replace("\r\n", "\n") if "\r" in event.message
                                else event.message)

@@ -20,7 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-Doc = dict[str, Any]
+from vigil.events.pipelines.common import (
+    Doc,
+)
+from vigil.events.pipelines.common import (
+    add_related as _add_related,
+)
+from vigil.events.pipelines.common import (
+    decode_long as _decode_long,
+)
+from vigil.events.pipelines.common import (
+    sub as _sub,
+)
 
 # code | event.category | event.type | event.action | steps (see STEPS)
 _TABLE = """
@@ -36,12 +47,21 @@ _TABLE = """
 4622 configuration         access               security-package-loaded             -
 4624 authentication        start                logged-in                           target,auth,rel_subject
 4625 authentication        start                logon-failed                        target,auth,failure
-4627 -                     -                    -                                   -
+4627 iam                   info                 group-membership-info               subject,to_target,effective
 4634 authentication        end                  logged-out                          target,logon_target
 4647 authentication        end                  logged-out                          target,logon_target
 4648 authentication        start                logged-in-explicit                  target,subject,effective,auth,rel_subject
 4657 registry,configuration change              registry-value-modified             subject
 4662 iam,configuration     admin,change         object-operation-performed          subject
+4658 iam,configuration     change               handle-closed-object                subject,auth
+4659 iam,configuration     change               object-was-requested-with-intent-to-delete subject,auth,object
+4660 file,registry         deletion             object-deleted                      subject,auth
+4664 file                  creation             create-hard-link                    subject,object
+4675 authentication        info                 sids-filtered                       subject,to_target,effective
+4690 process               access               duplicate-handle-attempt            subject,auth
+4691 process               access               indirect-object-access-requested    subject,auth
+4692 configuration         access               dpapi-master-key-backup-attempted   subject
+4695 configuration         access               auditable-data-unprotection-attempted subject
 4670 iam,configuration     admin,change         permissions-changed                 subject,to_target,auth
 4672 iam                   admin                logged-in-special                   subject,privileges
 4673 iam                   admin                privileged-service-called           subject,auth,privileges
@@ -298,44 +318,8 @@ _MEMBER_SPLIT = re.compile(r"(?<!\\),")
 # ---------------------------------------------------------------------------- helpers
 
 
-def _sub(doc: Doc, key: str) -> Doc:
-    value = doc.get(key)
-    if not isinstance(value, dict):
-        value = {}
-        doc[key] = value
-    return value
-
-
-def _add_related(doc: Doc, kind: str, value: Any) -> None:
-    if value is None:
-        return
-    related = _sub(doc, "related")
-    values = related.get(kind)
-    if not isinstance(values, list):
-        values = [] if values is None else [values]
-        related[kind] = values
-    if value not in values:
-        values.append(value)
-
-
-def _decode_long(text: str) -> int | None:
-    """Java's Long.decode: decimal, 0x/0X/# hex, leading 0 octal, optional sign."""
-    body = text.strip()
-    sign = -1 if body.startswith("-") else 1
-    body = body.lstrip("+-")
-    try:
-        if body[:2].lower() == "0x":
-            return sign * int(body[2:], 16)
-        if body.startswith("#"):
-            return sign * int(body[1:], 16)
-        if len(body) > 1 and body.startswith("0"):
-            return sign * int(body[1:], 8)
-        return sign * int(body)
-    except ValueError:
-        return None
-
-
-def _basename(path: str) -> str:
+def _name_of(path: str) -> str:
+    """The part after the last backslash (the whole path when there is none)."""
     return path.rsplit("\\", 1)[-1]
 
 
@@ -592,7 +576,7 @@ def _auth(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
     process = doc.get("process")
     if isinstance(process, dict) and "name" not in process and \
             isinstance(process.get("executable"), str):
-        process["name"] = _basename(process["executable"])
+        process["name"] = _name_of(process["executable"])
 
 
 def _connection(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
@@ -617,7 +601,7 @@ def _connection(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
     if application is not None and application != "-":
         process = _sub(doc, "process")
         process["executable"] = data.pop("Application")
-        process.setdefault("name", _basename(process["executable"]))
+        process.setdefault("name", _name_of(process["executable"]))
 
 
 def _process(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
@@ -631,11 +615,11 @@ def _process(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
     if data.get("ParentProcessName") is not None:
         _sub(process, "parent")["executable"] = data.pop("ParentProcessName")
     if "name" not in process and isinstance(process.get("executable"), str):
-        process["name"] = _basename(process["executable"])
+        process["name"] = _name_of(process["executable"])
     parent = process.get("parent")
     if isinstance(parent, dict) and "name" not in parent and \
             isinstance(parent.get("executable"), str):
-        parent["name"] = _basename(parent["executable"])
+        parent["name"] = _name_of(parent["executable"])
     parent_pid = data.get("ProcessId")
     if isinstance(parent_pid, str) and (value := _decode_long(parent_pid)) is not None:
         _sub(process, "parent")["pid"] = value
@@ -675,6 +659,12 @@ def _renamed_user(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> Non
     for name in (new, old):
         if name is not None and name != "-":
             _add_related(doc, "user", name)
+
+
+def _object(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
+    name = data.get("ObjectName", data.get("FileName"))
+    if isinstance(name, str) and name:
+        _sub(doc, "file")["path"] = name
 
 
 def _share(doc: Doc, winlog: Doc, data: dict[str, Any], code: str) -> None:
@@ -722,6 +712,7 @@ STEPS: tuple[tuple[str | None, Step], ...] = (
     ("privileges", _privileges),
     (None, _renamed_user),
     ("share", _share),
+    ("object", _object),
 )
 _KNOWN_STEPS = {name for name, _ in STEPS if name}
 assert all(spec.steps <= _KNOWN_STEPS for spec in EVENTS.values()), "unknown step in _TABLE"
