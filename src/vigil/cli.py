@@ -503,6 +503,27 @@ def rules_validate(
     raise typer.Exit(2 if result.errors else 0)
 
 
+@rules_app.command("coverage")
+def rules_coverage(
+    paths: Annotated[list[Path], typer.Argument(
+        help="Files or folders of logs: .evtx, .ndjson/.jsonl/.json, .gz, .zip (OTRF).")],
+    rule: RulesOption = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", "-f", help="table or json.")] = "table",
+    index_all: IndexAllOption = False,
+) -> None:
+    """Which rules can fire on this data, and why the others cannot.
+
+    A rule cannot fire when no index it reads is in the data, or a stage needs an event
+    category or fields that no event of those indices has.
+
+    Example: vigil rules coverage evidence/ --rule ../shared/rules/elastic-prebuilt/rules/windows
+    """
+    from vigil.commands.coverage import run_coverage
+
+    raise typer.Exit(run_coverage(paths, rule or (), output_format, index_all))
+
+
 def main() -> None:
     app(prog_name="vigil")
 
