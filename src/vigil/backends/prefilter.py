@@ -34,8 +34,14 @@ Why that cannot change a result:
   made only of characters a number's text can hold are dropped, and constants that parse as a
   number or boolean give no constraint for ``==``.
 * The reader may build values that are not in the line: a flat NXLog/OTRF document is mapped
-  to ECS (lines containing ``"EventID"`` are opaque); the logon-id fix copies TargetLogonId,
-  which is in the line.
+  to ECS (lines containing ``"EventID"`` are opaque); so is a raw winlog document
+  (``jsonl.is_raw_winlog``: ``winlog`` with a channel and ``event_id``, no ``event.ingested``,
+  no ``event.category``), so a line holding the key ``"event_id":`` and neither an
+  ``"ingested":`` nor a ``"category":`` key is opaque (``raw_winlog_line``). A key is spelt
+  that way only as a key (inside a string value its quotes are escaped), and the keys of
+  raw documents of the channels with a pipeline are the winlog input's own and the EventData
+  names of Microsoft's manifests, none of them "ingested" or "category"; the logon-id fix
+  copies TargetLogonId, which is in the line.
 
 The optional *key gate* (``gate_clause``) narrows the non-final stages of a sequence to lines
 containing a join-key value of some event that matches the last positive stage: a partial
@@ -67,6 +73,16 @@ MEMO_SIZE = 1 << 16  # atom sets remembered by LineFilter.line_stages
 # Opaque lines: escapes that may hide any character, non-ASCII text, NXLog documents that the
 # reader maps to ECS (their ECS values are not in the line).
 _OPAQUE = rb'\\u|[\x80-\xff]|EventID"'
+
+
+_EVENT_ID_KEY = b'"event_id":'
+_NOT_RAW_KEYS = (b'"ingested":', b'"category":')
+
+
+def raw_winlog_line(line: bytes) -> bool:
+    """May ``line`` hold a raw winlog document, which the reader maps through an ingest
+    pipeline (its ECS values are then not in the line)? See the module docstring."""
+    return _EVENT_ID_KEY in line and not any(key in line for key in _NOT_RAW_KEYS)
 
 
 def _options() -> re2.Options:
@@ -349,7 +365,7 @@ class LineFilter:
     def line_stages(self, line: bytes) -> list[int]:
         """The stages a line may match (all of them for an opaque line)."""
         present = frozenset(self.atom_set.Match(line) or ()) if self.atom_set is not None else frozenset()
-        if self.opaque_id in present:
+        if self.opaque_id in present or (self.check_opaque and raw_winlog_line(line)):
             return self.all_stages
         # The answer depends on the atoms present only: lines of one shape share it.
         known = self._memo.get(present)
@@ -392,6 +408,16 @@ class LineFilter:
                 starts.add(block.rfind(b"\n", 0, hit) + 1)
                 end = block.find(b"\n", hit)
                 position = size if end < 0 else end + 1
+        if self.check_opaque:
+            position = 0
+            while (hit := block.find(_EVENT_ID_KEY, position)) >= 0:
+                start = block.rfind(b"\n", 0, hit) + 1
+                end = block.find(b"\n", hit)
+                end = size if end < 0 else end
+                if raw_winlog_line(block[start:end]):
+                    forced.add(start)
+                    starts.add(start)
+                position = end + 1
         for start in sorted(starts):
             end = block.find(b"\n", start)
             if end < 0:
