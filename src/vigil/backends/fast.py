@@ -574,7 +574,7 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 phase_one[global_no] = (frozenset(),)  # phase two looks for these
     job.line_filter = LineFilter(phase_one, sample=sample)
     if other and len(cnfs) > _FEW_STAGES:
-        job.event_filter = LineFilter(cnfs, sample=sample)
+        job.event_filter = LineFilter(cnfs, sample=sample, mapped=True)
     _JOB = job
     # The workers share the parent's objects until they write to them; collecting them in
     # a worker would touch (and copy) every page that holds one. Python's advice for forking

@@ -299,7 +299,7 @@ class LineFilter:
     """
 
     def __init__(self, stages: Sequence[Cnf], anchors: Sequence[Clause | None] = (),
-                 *, opaque: bool = True, sample: bytes = b"") -> None:
+                 *, opaque: bool = True, sample: bytes = b"", mapped: bool = False) -> None:
         """``anchors``: per stage, a clause known to be selective (a key gate) to scan for
         instead of the best-looking literal clause. ``opaque=False``: opaque lines are not
         sought (the caller judged them already). ``sample``: some lines of the input, to
@@ -336,6 +336,9 @@ class LineFilter:
             patterns = [*opaque_parts, _alternation(frozenset().union(*clauses))]
         self.scans = [re2.compile(p, _options()) for p in patterns]
         self.check_opaque = opaque
+        # Lines of events already mapped (``mapped``: written by vigil from a mapped event)
+        # hold their ECS values: a raw-winlog-looking one is not opaque.
+        self.check_raw = opaque and not mapped
         self.non_ascii = re2.compile(rb"[\x80-\xff]", _options())
         self.opaque = re2.compile(_OPAQUE, _options())
         self.atom_set: re2.Set | None = None
@@ -365,7 +368,7 @@ class LineFilter:
     def line_stages(self, line: bytes) -> list[int]:
         """The stages a line may match (all of them for an opaque line)."""
         present = frozenset(self.atom_set.Match(line) or ()) if self.atom_set is not None else frozenset()
-        if self.opaque_id in present or (self.check_opaque and raw_winlog_line(line)):
+        if self.opaque_id in present or (self.check_raw and raw_winlog_line(line)):
             return self.all_stages
         # The answer depends on the atoms present only: lines of one shape share it.
         known = self._memo.get(present)
@@ -408,7 +411,7 @@ class LineFilter:
                 starts.add(block.rfind(b"\n", 0, hit) + 1)
                 end = block.find(b"\n", hit)
                 position = size if end < 0 else end + 1
-        if self.check_opaque:
+        if self.check_raw:
             position = 0
             while (hit := block.find(_EVENT_ID_KEY, position)) >= 0:
                 start = block.rfind(b"\n", 0, hit) + 1
