@@ -37,7 +37,7 @@ from vigil.eql import ast
 from vigil.eql.compiler import FilterCompiler
 from vigil.eql.engine import Compiled
 from vigil.eql.schema import Schema
-from vigil.events.ecs import to_ecs
+from vigil.events.ecs import dataset_for, to_ecs
 from vigil.events.evtx import ANY_TASK, named_data
 from vigil.events.records import LogonIdMode
 from vigil.events.winlog import AUDIT_FAILURE, AUDIT_SUCCESS, WinEvent
@@ -319,6 +319,7 @@ class EvtxGate:
         self.logon_id = logon_id
         self._evaluators: dict[tuple[int, int], _StageEvaluator] = {}
         self._cache: dict[tuple[str, int, int | None], bool] = {}
+        self._class_cache: dict[tuple[str, str], bool] = {}
         self._data_cache: dict[tuple[str, str, int, int | None, tuple[str | None, ...]],
                                bool] = {}
 
@@ -381,8 +382,25 @@ class EvtxGate:
 
     def relevant_in(self, channel_class: tuple[str, str], provider: str, event_id: int,
                     task: int | None = ANY_TASK) -> bool:
+        if not self._class_read(channel_class):
+            return False  # no rule reads the class's index: what probing would conclude
         return self._relevant_known(known_fields(channel_class, provider, event_id,
                                                  self.logon_id, task=task))
+
+    def _class_read(self, channel_class: tuple[str, str]) -> bool:
+        """Does some rule read the index of the class's channels? The index comes from the
+        channel alone (``events.ecs.finish``: ``logs-<dataset_for(channel)>-default``), the
+        same for both spellings of a class, so ``_relevant_known`` would skip every rule of
+        a class no selector accepts."""
+        if self.index_all:
+            return True
+        known = self._class_cache.get(channel_class)
+        if known is None:
+            indexes = {f"logs-{dataset_for(channel)}-default" for channel in channel_class}
+            known = self._class_cache[channel_class] = len(indexes) > 1 or any(
+                selector.accepts(index) for _compiled, selector in self.rules
+                for index in indexes)
+        return known
 
     def _relevant_known(self, known: Mapping[str, Any]) -> bool:
         skeleton = _document(known, known.keys())
