@@ -53,8 +53,19 @@ def query_command(
     """
     from vigil.commands.query import run_query
 
+    _require_inputs(paths, "query")
     code = run_query(query, paths, output_format, size, engine)
     raise typer.Exit(code)
+
+
+def _require_inputs(paths: list[Path], command: str) -> None:
+    """A path that does not exist is a usage error (exit 2), found before any work."""
+    missing = [path for path in paths if not path.exists()]
+    for path in missing:
+        typer.echo(f"vigil {command}: no such file or folder: {terminal_text(str(path))}",
+                   err=True)
+    if missing:
+        raise typer.Exit(2)
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -111,6 +122,7 @@ def detect_command(
     """
     from vigil.commands.detect import DetectRequest, run_detect
 
+    _require_inputs(paths, "detect")
     if logon_id not in ("intended", "elastic"):
         raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     request = DetectRequest(
@@ -138,6 +150,7 @@ def convert_command(
     """
     from vigil.commands.convert import run_convert
 
+    _require_inputs(paths, "convert")
     if logon_id not in ("intended", "elastic"):
         raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     raise typer.Exit(run_convert(paths, to, output,
@@ -209,6 +222,7 @@ def replay_command(
     """
     from vigil.commands.schedule import run_replay
 
+    _require_inputs(paths, "replay")
     request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
                                 index_all, interval, None)
     first, last = _parse_time(start, "--from"), _parse_time(end, "--to")
@@ -247,6 +261,7 @@ def watch_command(
     """
     from vigil.commands.schedule import run_watch
 
+    _require_inputs(paths, "watch")
     request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
                                 index_all, interval, webhook)
     raise typer.Exit(run_watch(request, poll, once))

@@ -82,7 +82,7 @@ from vigil.eql import ast
 from vigil.eql.engine import Compiled, SchemaResolver
 from vigil.eql.schema import STRING_TYPES, Schema
 from vigil.events import ReadOptions, ReadStats
-from vigil.events.jsonl import _Finisher, _parse_line
+from vigil.events.jsonl import _Finisher, _parse_line, text_encoding
 from vigil.events.reader import iter_input_files, read_file
 from vigil.events.records import RecordGates
 from vigil.rules.model import Rule
@@ -486,6 +486,8 @@ def _is_plain(path: Path) -> bool:
         return False
     with path.open("rb") as handle:
         head = handle.read(4096)
+    if text_encoding(head) is not None:
+        return False  # a byte-order mark or UTF-16: the reader decodes it, line by line
     return head.lstrip()[:1] != b"["  # a JSON array is read whole by the reference reader
 
 

@@ -60,6 +60,12 @@ class StagePlan:
         choices: list[list[Any]] = []
         for get, optional, _type in self.key_getters:
             value = get(event)
+            if isinstance(value, list):
+                # Objects and arrays are no key values (Elasticsearch refuses such a value
+                # in a keyword field): the scalars of the list are the keys.
+                value = [v for v in value if not isinstance(v, dict | list)] or None
+            elif isinstance(value, dict):
+                value = None
             if value is None:
                 if not optional:
                     return []

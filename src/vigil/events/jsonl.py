@@ -19,9 +19,9 @@ import gzip
 import io
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -40,7 +40,7 @@ _DEFAULT_OPTIONS = ReadOptions()
 
 
 def _open(path: Path) -> io.BufferedIOBase:
-    if path.suffix == ".gz":
+    if path.suffix.lower() == ".gz":
         return gzip.open(path, "rb")
     return path.open("rb")
 
@@ -166,10 +166,23 @@ def read_json_stream(handle: io.BufferedIOBase, name: str, stats: ReadStats,
     line_no = 0
     try:
         head = handle.peek(4096)[:4096]  # type: ignore[attr-defined]
-        if head.lstrip()[:1] == b"[":
+        encoding = text_encoding(head)
+        lines: Iterable[bytes] = handle
+        if encoding == "utf-8-sig":
+            handle.read(len(UTF8_BOM))
+            head = head[len(UTF8_BOM):]
+        elif encoding is not None:  # UTF-16: read as text, each line handed on as UTF-8
+            text = io.TextIOWrapper(cast(IO[bytes], handle), encoding=encoding,
+                                    errors="replace", newline="")
+            start = head[: len(head) & ~1].decode(encoding, errors="ignore")
+            if start.lstrip("\ufeff \t\r\n")[:1] == "[":
+                yield from _read_array(name, text.read().encode("utf-8"), stats, finish)
+                return
+            lines = (line.encode("utf-8") for line in text)
+        if encoding in (None, "utf-8-sig") and head.lstrip()[:1] == b"[":
             yield from _read_array(name, handle.read(), stats, finish)
             return
-        for raw in handle:
+        for raw in lines:
             line_no += 1
             stats.bytes += len(raw)
             event = _parse_line(raw, name, line_no, stats)
@@ -182,6 +195,25 @@ def read_json_stream(handle: io.BufferedIOBase, name: str, stats: ReadStats,
         stats.bad(name, where, f"stopped reading: {_reason(exc)}", kind="truncated file")
         if not line_no:
             stats.files_failed += 1
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def text_encoding(head: bytes) -> str | None:
+    """How a JSON file starting with ``head`` is encoded, when it is not plain UTF-8: a
+    UTF-8 byte-order mark ("utf-8-sig"), UTF-16 with a mark or, without one, with the NUL
+    bytes of ASCII text ("utf-16-le"/"utf-16-be"; Windows PowerShell writes redirected output
+    so)."""
+    if head.startswith(UTF8_BOM):
+        return "utf-8-sig"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if len(head) >= 2 and head[1] == 0 and head[0] != 0:
+        return "utf-16-le"
+    if len(head) >= 2 and head[0] == 0 and head[1] != 0:
+        return "utf-16-be"
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -44,7 +44,10 @@ _TABLE_SKIP = ("host", "user", "source_ip", "user_domain", "source_port", "logon
 
 def alerts_table(alerts: Sequence[Alert]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
+    # Every cell a Text: log values are never read as rich markup ("[/x]" would end a style
+    # that was never opened and crash; "[link=...]" would hide a hyperlink in the table).
     table = Table(title=f"{len(alerts)} alert(s)", title_justify="left", show_lines=False)
     for column in ("time", "rule", "severity", "host", "user", "source.ip", "summary"):
         table.add_column(column, overflow="fold")
@@ -53,13 +56,13 @@ def alerts_table(alerts: Sequence[Alert]) -> Table:
         summary = doc.get("vigil.summary") or _event_summary(alert)
         severity = str(doc.get("kibana.alert.severity", ""))
         table.add_row(
-            _text(doc.get("kibana.alert.original_time"), 30),
-            _text(alert.rule.name, 50),
-            f"[{_SEVERITY_STYLE.get(severity, '')}]{severity}[/]" if severity else "",
-            _text(summary.get("host")),
-            _text(summary.get("user")),
-            _text(summary.get("source_ip")),
-            _summary_text(summary, _TABLE_SKIP),
+            Text(_text(doc.get("kibana.alert.original_time"), 30)),
+            Text(_text(alert.rule.name, 50)),
+            Text(_text(severity), style=_SEVERITY_STYLE.get(severity, "")),
+            Text(_text(summary.get("host"))),
+            Text(_text(summary.get("user"))),
+            Text(_text(summary.get("source_ip"))),
+            Text(_summary_text(summary, _TABLE_SKIP)),
         )
     return table
 

@@ -5,9 +5,23 @@ from __future__ import annotations
 import html
 import re
 
-# C0 controls except tab, DEL, C1 controls, and the Unicode bidi overrides/isolates that can
-# make a terminal line read differently from what it contains.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls except tab, DEL and C1 controls: shown as U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Characters that make text read differently from what it holds, or hide part of it: bidi
+# marks, embeddings, overrides and isolates (``invoice\u202efdp.exe`` shows as
+# "invoiceexe.pdf"), zero-width characters, line and paragraph separators, the BOM. Shown as
+# ``<U+202E>``: a person sees that they are there.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064"
+                        "\u2066-\u2069\ufeff]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    return f"<U+{ord(match.group(0)):04X}>"
+
+
+def reveal(text: str) -> str:
+    """``text`` with the invisible characters of ``_INVISIBLE`` written as ``<U+XXXX>``."""
+    return _INVISIBLE.sub(_visible, text)
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
 # Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
@@ -17,7 +31,7 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uf
 def terminal_text(value: object, *, keep_newlines: bool = False) -> str:
     """Text with escape sequences and control characters removed (shown as U+FFFD)."""
     text = value if isinstance(value, str) else str(value)
-    text = _ANSI.sub("\ufffd", text)
+    text = reveal(_ANSI.sub("\ufffd", text))
     if keep_newlines:
         return "\n".join(_CONTROL.sub("\ufffd", line) for line in text.split("\n"))
     return _CONTROL.sub("\ufffd", text.replace("\n", " "))
@@ -26,7 +40,7 @@ def terminal_text(value: object, *, keep_newlines: bool = False) -> str:
 def csv_cell(value: object) -> str:
     """A CSV cell that no spreadsheet will evaluate as a formula."""
     text = "" if value is None else (value if isinstance(value, str) else str(value))
-    text = _CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
+    text = reveal(_CONTROL.sub("\ufffd", text.replace("\r\n", "\n")))
     if text.startswith(_FORMULA_START):
         return "'" + text
     return text
@@ -34,4 +48,4 @@ def csv_cell(value: object) -> str:
 
 def html_text(value: object) -> str:
     """Text escaped for HTML element content and attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
+    return html.escape(reveal("" if value is None else str(value)), quote=True)
