@@ -33,8 +33,19 @@ def _documents(result: Any) -> list[Any]:
     return [doc for alert in result.alerts for doc in alert.documents()]
 
 
-def _raw_winlog(tmp_path: Path) -> Path:
-    """The sample's events as the winlog input writes them (one JSON document a line)."""
+def _flat(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, inner in value.items():
+        if isinstance(inner, dict) and inner:
+            out.update(_flat(inner, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = inner
+    return out
+
+
+def _raw_winlog(tmp_path: Path, flat: bool = False) -> Path:
+    """The sample's events as the winlog input writes them (one JSON document a line), with
+    nested or flat dotted keys."""
     source = shared_dir() / "samples" / "json" / "OTRF_Security-Datasets" / SAMPLE
     out = tmp_path / "winlogbeat.ndjson"
     with zipfile.ZipFile(source) as archive, out.open("wb") as handle:
@@ -47,16 +58,17 @@ def _raw_winlog(tmp_path: Path) -> Path:
                 event = winevent_of_nxlog(orjson.loads(line))
                 if isinstance(event, str):
                     continue
-                handle.write(orjson.dumps(base_document(event)) + b"\n")
+                doc = base_document(event)
+                handle.write(orjson.dumps(_flat(doc) if flat else doc) + b"\n")
     return out
 
 
-@pytest.mark.parametrize("kind", ["otrf", "raw-winlog"])
+@pytest.mark.parametrize("kind", ["otrf", "raw-winlog", "raw-winlog-flat"])
 def test_fast_path_equals_reference_on_every_channel(tmp_path: Path, kind: str) -> None:
     rules = _windows_rules()
     assert len(rules) > 300
     path = (shared_dir() / "samples" / "json" / "OTRF_Security-Datasets" / SAMPLE
-            if kind == "otrf" else _raw_winlog(tmp_path))
+            if kind == "otrf" else _raw_winlog(tmp_path, flat=kind.endswith("flat")))
     options = DetectOptions(now=NOW)
     events = list(read_events([path], ReadStats(), ReadOptions()))
     datasets = {e["data_stream"]["dataset"] for e in events}

@@ -36,12 +36,12 @@ Why that cannot change a result:
 * The reader may build values that are not in the line: a flat NXLog/OTRF document is mapped
   to ECS (lines containing ``"EventID"`` are opaque); so is a raw winlog document
   (``jsonl.is_raw_winlog``: ``winlog`` with a channel and ``event_id``, no ``event.ingested``,
-  no ``event.category``), so a line holding the key ``"event_id":`` and neither an
-  ``"ingested":`` nor a ``"category":`` key is opaque (``raw_winlog_line``). A key is spelt
-  that way only as a key (inside a string value its quotes are escaped), and the keys of
-  raw documents of the channels with a pipeline are the winlog input's own and the EventData
-  names of Microsoft's manifests, none of them "ingested" or "category"; the logon-id fix
-  copies TargetLogonId, which is in the line.
+  no ``event.category``, nested or dotted), so a line holding a key ending in ``event_id``
+  and none ending in ``ingested`` or ``category`` is opaque (``raw_winlog_line``). ``":``
+  follows a string only when it is a key (inside a string value quotes are escaped), and the
+  keys of raw documents of the channels with a pipeline are the winlog input's own and the
+  EventData names of Microsoft's manifests, none of them ending so; the logon-id fix copies
+  TargetLogonId, which is in the line.
 
 The optional *key gate* (``gate_clause``) narrows the non-final stages of a sequence to lines
 containing a join-key value of some event that matches the last positive stage: a partial
@@ -75,8 +75,9 @@ MEMO_SIZE = 1 << 16  # atom sets remembered by LineFilter.line_stages
 _OPAQUE = rb'\\u|[\x80-\xff]|EventID"'
 
 
-_EVENT_ID_KEY = b'"event_id":'
-_NOT_RAW_KEYS = (b'"ingested":', b'"category":')
+# Without the opening quote: a flat document's keys are "winlog.event_id", "event.ingested".
+_EVENT_ID_KEY = b'event_id":'
+_NOT_RAW_KEYS = (b'ingested":', b'category":')
 
 
 def raw_winlog_line(line: bytes) -> bool:

@@ -112,6 +112,45 @@ def is_raw_winlog(event: dict[str, Any], winlog: dict[str, Any]) -> bool:
     return "event.ingested" not in event and "event.category" not in event
 
 
+def _object_at(root: dict[str, Any], parts: list[str]) -> dict[str, Any] | None:
+    """The object at ``parts`` below ``root`` (created), None where a value is in the way."""
+    node = root
+    for part in parts:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return None
+        node = child
+    return node
+
+
+def expand_dotted(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document with flat dotted keys (``"winlog.event_data.TargetLogonId": ...``, as many
+    exports and flat Parquet tables have them) as the nested document Elasticsearch reads
+    it as, so that every later step (the logon-id fix, the pipelines, index routing, alert
+    documents) sees one shape. Objects merge (``{"a.b": 1, "a": {"c": 2}}`` is
+    ``{"a": {"b": 1, "c": 2}}``); a dotted key that would nest under a value that is not an
+    object stays as it is (the field getters read dotted keys too)."""
+    out: dict[str, Any] = {}
+    dotted: list[tuple[str, Any]] = []
+    for key, value in doc.items():
+        if "." in key and not key.startswith(".") and not key.endswith(".") and ".." not in key:
+            dotted.append((key, value))
+        else:
+            out[key] = expand_dotted(value) if isinstance(value, dict) and any(
+                "." in k for k in value) else value
+    for key, value in dotted:
+        *parents, last = key.split(".")
+        node = _object_at(out, parents)
+        if node is None or (last in node and isinstance(node[last], dict) != isinstance(
+                value, dict)):
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(node.get(last), dict):
+            node[last].update(expand_dotted(value))
+        else:
+            node[last] = expand_dotted(value) if isinstance(value, dict) else value
+    return out
+
+
 class _Finisher:
     """Per-document work after parsing: NXLog mapping, logon-id fix, timestamp check."""
 
@@ -126,6 +165,10 @@ class _Finisher:
         self.fix_logon = options.logon_id == "intended"
 
     def __call__(self, event: dict[str, Any], where: str) -> dict[str, Any] | None:
+        for key in event:
+            if "." in key:
+                event = expand_dotted(event)
+                break
         winlog = event.get("winlog")
         if winlog is None and "EventID" in event and "Channel" in event:
             from vigil.events.otrf import nxlog_to_ecs  # only exports of raw Windows events
