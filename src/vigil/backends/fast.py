@@ -207,6 +207,7 @@ class _RangeResult:
     kept: list[tuple[int, bytes, frozenset[int]]] = field(default_factory=list)  # offset, line, rules
     keys: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)
     bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line in range, reason, kind)
+    alert_documents: int = 0  # candidate lines that were alert documents (not events)
 
 
 def _blocks(path: str, start: int, end: int) -> Iterator[bytes]:
@@ -240,6 +241,14 @@ class _Collector:
         self.block = b""
         self.start = 0
         self.lines_before = 0
+
+    @property
+    def alert_documents(self) -> int:
+        return self.result.alert_documents
+
+    @alert_documents.setter
+    def alert_documents(self, value: int) -> None:
+        self.result.alert_documents = value
 
     def line(self) -> int:
         return self.lines_before + self.block.count(b"\n", 0, self.start) + 1
@@ -795,7 +804,8 @@ _TASKS_PER_WORKER = 4  # tasks per worker at least (when there are that many fil
 
 
 def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: int) -> None:
-    stats.events += scanned.lines - len(scanned.bad)
+    stats.events += scanned.lines - len(scanned.bad) - scanned.alert_documents
+    stats.alert_documents += scanned.alert_documents
     stats.bytes += scanned.size
     for line, reason, kind in scanned.bad:
         stats.bad(name, str(lines_before + line), reason, kind=kind)

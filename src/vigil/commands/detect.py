@@ -209,6 +209,9 @@ def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], secon
         err.print(f"  {terminal_text(str(bad))}", markup=False)
     if stats.bad_total > SHOWN_BAD_RECORDS:
         err.print(f"  ... and {stats.bad_total - SHOWN_BAD_RECORDS:,} more", markup=False)
+    if stats.alert_documents:
+        err.print(f"skipped {stats.alert_documents:,} alert document(s) in the input (alerts "
+                  "written by vigil or Kibana are not events)", markup=False)
     if result.events_without_time:
         err.print(f"{result.events_without_time:,} event(s) had no usable @timestamp and were "
                   "not searched", markup=False)

@@ -68,6 +68,7 @@ class RuleOutcome:
     events_excepted: int = 0
     matches: int = 0
     dropped_by_cap: int = 0
+    duplicates: int = 0  # matches whose alert id another match already had (same events)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -140,8 +141,16 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
             matches = matches[-cap:]
             outcome.warnings.append(MAX_SIGNALS_WARNING)
         uuid = rule_uuid(rule.rule_id, rule.uuid)
+        # Kibana writes an alert only if its deterministic id is new: the same event read
+        # twice (a file given twice, a folder and a file in it) is one alert.
+        seen: set[str] = set()
         for match in matches:
-            outcome.alerts.append(alert_for_match(rule, uuid, match, now))
+            alert = alert_for_match(rule, uuid, match, now)
+            if alert.id in seen:
+                outcome.duplicates += 1
+                continue
+            seen.add(alert.id)
+            outcome.alerts.append(alert)
         outcomes.append(outcome)
     return DetectResult(outcomes, len(entries), len(in_window), without_time)
 

@@ -112,6 +112,16 @@ def is_raw_winlog(event: dict[str, Any], winlog: dict[str, Any]) -> bool:
     return "event.ingested" not in event and "event.category" not in event
 
 
+def is_alert_document(doc: dict[str, Any]) -> bool:
+    """An alert document (``kibana.alert.*``: vigil's ``--format ndjson`` output or a Kibana
+    export), not an event: a run over a folder holding its own output must not alert on its
+    alerts."""
+    if "kibana.alert.uuid" in doc or "kibana.alert.rule.uuid" in doc:
+        return True
+    kibana = doc.get("kibana")
+    return isinstance(kibana, dict) and isinstance(kibana.get("alert"), dict)
+
+
 def _object_at(root: dict[str, Any], parts: list[str]) -> dict[str, Any] | None:
     """The object at ``parts`` below ``root`` (created), None where a value is in the way."""
     node = root
@@ -169,6 +179,9 @@ class _Finisher:
             if "." in key:
                 event = expand_dotted(event)
                 break
+        if is_alert_document(event):
+            self.stats.alert_documents += 1
+            return None
         winlog = event.get("winlog")
         if winlog is None and "EventID" in event and "Channel" in event:
             from vigil.events.otrf import nxlog_to_ecs  # only exports of raw Windows events

@@ -52,6 +52,8 @@ class ReadStats:
     bad_records: list[BadRecord] = field(default_factory=list)
     bad_by_reason: Counter[str] = field(default_factory=Counter)
     files_failed: int = 0
+    # Alert documents met in the input (vigil's or Kibana's output): not events, not read.
+    alert_documents: int = 0
 
     def bad(self, path: str, position: str, reason: str, *, kind: str | None = None) -> None:
         self.bad_total += 1
@@ -64,6 +66,7 @@ class ReadStats:
         self.events += other.events
         self.bytes += other.bytes
         self.files_failed += other.files_failed
+        self.alert_documents += other.alert_documents
         self.bad_total += other.bad_total
         self.bad_by_reason.update(other.bad_by_reason)
         room = KEEP_BAD_RECORDS - len(self.bad_records)
