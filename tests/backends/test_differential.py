@@ -418,7 +418,7 @@ def test_query_on_the_kept_events_equals_query_on_every_event(
     the query (planned on search's own schema) returns what it returns over every event;
     prebuilt queries and hunts with until, missing stages, samples and ``size``."""
     from vigil.eql import search
-    from vigil.eql.schema import Schema
+    from vigil.eql.schema import open_schema
 
     path = tmp_path / f"h{seed}.ndjson"
     _synthetic(path, seed, 1_500, 0.3, 150)
@@ -437,7 +437,7 @@ def test_query_on_the_kept_events_equals_query_on_every_event(
         stats = ReadStats()
         _all, per_rule, _fast = fast.kept_events(
             [hunt], [path], stats, ReadOptions(), workers=2,
-            schema_for=lambda field: Schema.from_mapping(None, field))
+            schema_for=open_schema)
         expected = search(parsed, every, size=size)
         got = search(parsed, per_rule[0], size=size)
         assert [(m.events, m.join_keys) for m in got] == \

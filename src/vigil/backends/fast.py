@@ -49,7 +49,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,95 @@ _JOB: _Job | None = None
 def _job() -> _Job:
     assert _JOB is not None, "worker started without a job"
     return _JOB
+
+
+@dataclass(frozen=True, slots=True)
+class _JobSpec:
+    """What rebuilds the job exactly in a worker that was not forked from the parent (the
+    "spawn" start method: Windows, macOS): every field pickles, and ``_build_job`` is
+    deterministic in them. With phase two, its filter's clauses and the key sets too."""
+
+    rules: tuple[Rule, ...]
+    options: ReadOptions
+    index_all: bool
+    gate: bool
+    sample: bytes
+    schema_for: Callable[[str], Schema]
+    evtx: bool
+    other: bool
+    phase_two: tuple[Cnf, ...] | None = None
+    phase_two_stages: tuple[tuple[int, int], ...] = ()
+    key_sets: tuple[tuple[int, frozenset[tuple[Any, ...]]], ...] = ()
+
+
+@dataclass(slots=True)
+class _Built:
+    job: _Job
+    cnfs: list[Cnf]
+    gated_stages: dict[int, int]  # global stage -> rule, for the non-pivot gated stages
+
+
+def _build_job(spec: _JobSpec) -> _Built:
+    plans = plan_rules(spec.rules, spec.sample, spec.schema_for)
+    job = _Job(plans, spec.options, spec.index_all)
+    if spec.evtx:
+        # EVTX records no stage can match are skipped before parsing or mapping; the stage
+        # filter (_judge) would drop them after mapping (evtx_gate's docstring has the
+        # argument).
+        evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
+                             index_all=spec.index_all, logon_id=spec.options.logon_id)
+        job.gates = (RecordGates() if evtx_gate.decides_nothing()
+                     else RecordGates(evtx_gate.relevant, evtx_gate.relevant_event))
+    cnfs: list[Cnf] = []
+    for rule_no, plan in enumerate(plans):
+        for plan_no, cnf in enumerate(plan.cnfs):
+            job.stage_of.append((rule_no, plan_no))
+            cnfs.append(cnf)
+    # Gate every sequence on the keys of its pivot stage (the rarest-looking positive one).
+    gated = [n for n, p in enumerate(plans)
+             if spec.gate and p.pivot is not None and len(p.cnfs) > 1]
+    job.gated = tuple(gated)
+    gated_stages: dict[int, int] = {}
+    phase_one = list(cnfs)
+    for global_no, (rule_no, plan_no) in enumerate(job.stage_of):
+        if rule_no in gated:
+            if plan_no == plans[rule_no].pivot:
+                job.key_stages[global_no] = rule_no
+            else:
+                gated_stages[global_no] = rule_no
+                phase_one[global_no] = (frozenset(),)  # phase two looks for these
+    job.line_filter = LineFilter(phase_one, sample=spec.sample)
+    if spec.other and len(cnfs) > _FEW_STAGES:
+        job.event_filter = LineFilter(cnfs, sample=spec.sample, mapped=True)
+    if spec.phase_two is not None:
+        job.phase_two = LineFilter(list(spec.phase_two), opaque=False, sample=spec.sample)
+        job.phase_two_stages = list(spec.phase_two_stages)
+        job.key_sets = {n: set(keys) for n, keys in spec.key_sets}
+    return _Built(job, cnfs, gated_stages)
+
+
+def _init_worker(spec: _JobSpec) -> None:
+    """A spawned worker's start: the job built from its spec (a forked one inherits it)."""
+    global _JOB
+    _JOB = _build_job(spec).job
+
+
+def start_method() -> str:
+    """How the fast path starts its workers: "fork" on Linux (they share the parent's job
+    and pages), "spawn" elsewhere (Windows has no fork; macOS's is unsafe with threads), or
+    what ``VIGIL_START_METHOD`` says (the tests force "spawn" on Linux)."""
+    forced = os.environ.get("VIGIL_START_METHOD")
+    if forced in multiprocessing.get_all_start_methods():
+        return forced
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
+def _pool(workers: int, spec: _JobSpec) -> Any:
+    method = start_method()
+    context = multiprocessing.get_context(method)
+    if method == "fork":
+        return context.Pool(workers)
+    return context.Pool(workers, initializer=_init_worker, initargs=(spec,))
 
 
 def plan_rules(rules: Sequence[Rule], sample: bytes = b"",
@@ -556,42 +645,19 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     plain = [p for p in files if _is_plain(p)]
     other = [p for p in files if p not in plain]
     sample = _sample(plain)
-    plans = plan_rules(rules, sample, schema_for)
-    job = _Job(plans, read_options, index_all)
-    if any(p.name.lower().endswith(".evtx") for p in other):
-        # EVTX records no stage can match are skipped before parsing or mapping; the stage
-        # filter (_judge) would drop them after mapping (evtx_gate's docstring has the
-        # argument).
-        evtx_gate = EvtxGate([(p.compiled, p.selector) for p in plans],
-                             index_all=index_all, logon_id=read_options.logon_id)
-        job.gates = (RecordGates() if evtx_gate.decides_nothing()
-                     else RecordGates(evtx_gate.relevant, evtx_gate.relevant_event))
-    cnfs: list[Cnf] = []
-    for rule_no, plan in enumerate(plans):
-        for plan_no, cnf in enumerate(plan.cnfs):
-            job.stage_of.append((rule_no, plan_no))
-            cnfs.append(cnf)
-    # Gate every sequence on the keys of its pivot stage (the rarest-looking positive one).
-    gated = [n for n, p in enumerate(plans) if gate and p.pivot is not None and len(p.cnfs) > 1]
-    job.gated = tuple(gated)
-    gated_stages: dict[int, int] = {}  # global stage -> rule, for the non-pivot stages
-    phase_one = list(cnfs)
-    for global_no, (rule_no, plan_no) in enumerate(job.stage_of):
-        if rule_no in gated:
-            if plan_no == plans[rule_no].pivot:
-                job.key_stages[global_no] = rule_no
-            else:
-                gated_stages[global_no] = rule_no
-                phase_one[global_no] = (frozenset(),)  # phase two looks for these
-    job.line_filter = LineFilter(phase_one, sample=sample)
-    if other and len(cnfs) > _FEW_STAGES:
-        job.event_filter = LineFilter(cnfs, sample=sample, mapped=True)
+    spec = _JobSpec(tuple(rules), read_options, index_all, gate, sample, schema_for,
+                    evtx=any(p.name.lower().endswith(".evtx") for p in other),
+                    other=bool(other))
+    built = _build_job(spec)
+    job, cnfs, gated_stages = built.job, built.cnfs, built.gated_stages
+    plans = job.plans
+    gated = list(job.gated)
     _JOB = job
     # The workers share the parent's objects until they write to them; collecting them in
     # a worker would touch (and copy) every page that holds one. Python's advice for forking
     # servers: freeze them first (undone below, so the parent still collects them later;
     # left alone when the program embedding vigil froze objects of its own).
-    freeze = gc.get_freeze_count() == 0
+    freeze = gc.get_freeze_count() == 0 and start_method() == "fork"
     per_file: dict[Path, list[tuple[bytes, _Matched]]] = {}  # events as JSON until needed
     # Per file, merged in input order at the end: bad records are reported in the order the
     # reference reads the files, whichever pool read them.
@@ -601,8 +667,7 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     try:
         if freeze:
             gc.freeze()
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers) as pool:
+        with _pool(workers, spec) as pool:
             for path, (data, matched, read_stats) in zip(
                     other, _read_others(pool, other, workers), strict=True):
                 file_stats[path] = read_stats
@@ -640,7 +705,10 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             # sample lines: a gate on a key column most lines hold (a host name) would make
             # the scan stop on nearly every line.
             job.phase_two = LineFilter(phase_two, opaque=False, sample=sample)
-            with context.Pool(workers) as pool:  # forked now: the workers see phase two
+            second = replace(spec, phase_two=tuple(phase_two),
+                             phase_two_stages=tuple(job.phase_two_stages),
+                             key_sets=tuple((n, frozenset(k)) for n, k in keys.items()))
+            with _pool(workers, second) as pool:  # forked now: the workers see phase two
                 for path in plain:
                     for scanned in pool.imap(_scan, _ranges(path, 2, workers * 4)):
                         fast.lines_parsed += scanned.parsed

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from vigil.eql import Match, search
 from vigil.eql.ast import Query
-from vigil.eql.schema import Schema
+from vigil.eql.schema import open_schema
 from vigil.errors import EqlError
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.report.safe import terminal_text
@@ -85,7 +85,7 @@ def _candidates(parsed: Query, paths: list[Path], stats: ReadStats,
                 eql=parsed)
     _events, per_rule, fast = kept_events(
         [hunt], paths, stats, ReadOptions(),
-        schema_for=lambda timestamp_field: Schema.from_mapping(None, timestamp_field))
+        schema_for=open_schema)
     return per_rule[0], fast.lines_skipped
 
 

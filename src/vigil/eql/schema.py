@@ -466,3 +466,9 @@ def _flatten_properties(properties: Mapping[str, Any], prefix: str,
             _flatten_properties(spec["properties"], f"{name}.", out)
             continue
         out[name] = FieldDef(kind, spec.get("format"), spec.get("null_value"), spec.get("path"))
+
+
+def open_schema(timestamp_field: str) -> Schema:
+    """No mapping, only the timestamp field: what ``vigil query`` compiles against (a
+    module-level function, so the fast path's spawned workers can rebuild it)."""
+    return Schema.from_mapping(None, timestamp_field)
