@@ -86,7 +86,7 @@ def raw_winlog_line(line: bytes) -> bool:
     return _EVENT_ID_KEY in line and not any(key in line for key in _NOT_RAW_KEYS)
 
 
-def _options() -> re2.Options:
+def byte_options() -> re2.Options:
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1  # bytes in, byte offsets out
     options.max_mem = 256 << 20
@@ -222,7 +222,7 @@ def _frequencies(atoms: list[Atom], sample: bytes) -> list[int] | None:
     lines = sample.split(b"\n")[:-1][:2000]
     if not lines or not atoms:
         return None
-    atom_set = re2.Set.SearchSet(_options())
+    atom_set = re2.Set.SearchSet(byte_options())
     for atom in atoms:
         atom_set.Add(atom.pattern())
     atom_set.Compile()
@@ -335,19 +335,19 @@ class LineFilter:
             patterns = opaque_parts + [_alternation(c) for c in clauses]
         else:
             patterns = [*opaque_parts, _alternation(frozenset().union(*clauses))]
-        self.scans = [re2.compile(p, _options()) for p in patterns]
+        self.scans = [re2.compile(p, byte_options()) for p in patterns]
         self.check_opaque = opaque
         # Lines of events already mapped (``mapped``: written by vigil from a mapped event)
         # hold their ECS values: a raw-winlog-looking one is not opaque.
         self.check_raw = opaque and not mapped
-        self.non_ascii = re2.compile(rb"[\x80-\xff]", _options())
-        self.opaque = re2.compile(_OPAQUE, _options())
+        self.non_ascii = re2.compile(rb"[\x80-\xff]", byte_options())
+        self.opaque = re2.compile(_OPAQUE, byte_options())
         self.atom_set: re2.Set | None = None
         # The opaque test rides in the atom set (one pass over the line): its id follows
         # the atoms'.
         self.opaque_id = len(self.atoms) if opaque else -1
         if self.atoms or opaque:
-            atom_set = re2.Set.SearchSet(_options())
+            atom_set = re2.Set.SearchSet(byte_options())
             for atom in self.atoms:
                 atom_set.Add(atom.pattern())
             if opaque:

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from vigil.events.ecs import to_ecs
+from vigil.events.jsonl import date_problem
 from vigil.events.records import ReadOptions, ReadStats, RecordGates
 from vigil.events.winlog import WinEvent, data_text
 
@@ -468,7 +469,10 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                         else:
                             skip = False
                     at += _TIME_LEN
+                    # A record is skipped only if it maps without error: its time non-empty
+                    # and of a year the engine's nanoseconds hold (others are bad records).
                     if skip and at < len(data) and data[at] != '"' and (
+                            "1678" <= data[at:at + 4] <= "2261") and (
                             len(data) < _SHALLOW
                             or data.count("{") + data.count("[") < _DEPTH_LIMIT):
                         skipped += 1
@@ -481,15 +485,21 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                     # _checked's), with the same channel, provider, id and EventData.
                     checked = _checked(record)
                     if not isinstance(checked, str):
-                        event, system, _time, event_id = checked
-                        if not event_gate(str(system.get("Channel") or ""), provider_of(system),
-                                          event_id, event.get("EventData"),
-                                          _int(system.get("Task"))):
+                        event, system, time_created, event_id = checked
+                        if date_problem("TimeCreated", time_created) is None and \
+                                not event_gate(str(system.get("Channel") or ""),
+                                               provider_of(system), event_id,
+                                               event.get("EventData"),
+                                               _int(system.get("Task"))):
                             skipped += 1
                             continue
                 parsed = winevent_of(record)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 parsed = f"undecodable record ({type(exc).__name__})"
+            if not isinstance(parsed, str):
+                problem = date_problem("TimeCreated", parsed.time_created)
+                if problem is not None:
+                    parsed = problem
             if isinstance(parsed, str):
                 stats.bad(name, f"record {number}", parsed, kind="bad EVTX record")
                 continue

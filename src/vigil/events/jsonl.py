@@ -64,11 +64,52 @@ def _describe(doc: Any) -> str:
     return f"a JSON {kind.split()[-1]}" if kind != "null" else "null"
 
 
+# The engine orders events by integer nanoseconds (64 bits: 1677-09-21 to 2262-04-11, as
+# Elasticsearch's date_nanos); epoch milliseconds whose nanoseconds fit.
+_NS_RANGE = (-(1 << 63), (1 << 63) - 1)
+_MS_LIMIT = 9_223_372_036_854.0  # |ms| below this converts to nanoseconds in 64 bits
+
+
 def is_date(value: Any) -> bool:
     """A timestamp the engine can order by: ISO-8601 text, epoch millis (number or text)."""
+    return date_problem("@timestamp", value) is None
+
+
+def date_problem(field: str, value: Any) -> str | None:
+    """Why ``value`` cannot order an event (None when it can): not a date, no such day or
+    time (Feb 30, a leap second), a number that is not finite, or a moment outside what 64-bit
+    nanoseconds hold (the ``9999-12-31`` sentinel)."""
     if isinstance(value, str):
-        return _DATE.match(value) is not None
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        if _DATE.match(value) is None:
+            return _not_a_date(field, value)
+        if value[4:5] == "-":
+            from vigil.eql.schema import parse_iso_ns
+
+            ns = parse_iso_ns(value)
+            if ns is None:
+                return f'{field} "{_shown(value)}" is not a date (no such day or time)'
+            if not _NS_RANGE[0] <= ns <= _NS_RANGE[1]:
+                return f'{field} "{_shown(value)}" is out of range (1677-09-21 to 2262-04-11)'
+            return None
+        number = float(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        return _not_a_date(field, value)
+    if number != number or abs(number) >= _MS_LIMIT:  # NaN, infinite, too far
+        return f"{field} {_shown(value)} is out of range (epoch milliseconds)"
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A value as an error line shows it: text as it is, numbers as written, cut at 60."""
+    if isinstance(value, str):
+        shown = value
+    elif isinstance(value, float):
+        shown = repr(value)
+    else:
+        shown = orjson.dumps(value).decode()
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
@@ -92,11 +133,8 @@ def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
 def _not_a_date(field: str, value: Any) -> str:
     if value is None:
         return f"no {field}"
-    shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return f'{field} "{shown}" is not a date' if isinstance(value, str) else \
-        f"{field} {shown} is not a date"
+    return f'{field} "{_shown(value)}" is not a date' if isinstance(value, str) else \
+        f"{field} {_shown(value)} is not a date"
 
 
 def is_raw_winlog(event: dict[str, Any], winlog: dict[str, Any]) -> bool:
@@ -190,8 +228,8 @@ class _Finisher:
             if isinstance(mapped, str):
                 self.stats.bad(self.name, where, mapped, kind="bad Windows event")
                 return None
-            return mapped
-        if isinstance(winlog, dict) and is_raw_winlog(event, winlog):
+            event = mapped
+        elif isinstance(winlog, dict) and is_raw_winlog(event, winlog):
             from vigil.events.ecs import winlog_to_ecs  # raw Winlogbeat / Agent documents
 
             event = winlog_to_ecs(event, self.options.logon_id)
@@ -199,10 +237,9 @@ class _Finisher:
             data = winlog.get("event_data")
             if isinstance(data, dict) and "TargetLogonId" in data:
                 apply_intended_logon_id(event)
-        value = self.get_time(event)
-        if not is_date(value):
-            self.stats.bad(self.name, where, _not_a_date(self.field, value),
-                           kind="no usable timestamp")
+        problem = date_problem(self.field, self.get_time(event))
+        if problem is not None:
+            self.stats.bad(self.name, where, problem, kind="no usable timestamp")
             return None
         return event
 

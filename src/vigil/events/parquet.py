@@ -41,6 +41,41 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_PER_MILLI = {"s": 1e-3, "ms": 1, "us": 1_000, "ns": 1_000_000}
+
+
+def _rows(batch: Any) -> list[dict[str, Any]]:
+    """The batch's rows as Python values. A timestamp Python's datetime cannot hold (past
+    year 9999) fails the whole batch's conversion: that column is then converted value by
+    value, such a value given as its epoch milliseconds, which the timestamp check reports as
+    out of range with the row's number (one bad value loses one row, not the file)."""
+    try:
+        rows: list[dict[str, Any]] = batch.to_pylist()
+        return rows
+    except (OverflowError, ValueError):
+        pass
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            columns[name] = column.to_pylist()
+        except (OverflowError, ValueError):
+            if not pa.types.is_timestamp(column.type):
+                raise
+            per_milli = _PER_MILLI[column.type.unit]
+            values = []
+            for raw, number in zip(column, column.cast(pa.int64()).to_pylist(), strict=True):
+                try:
+                    values.append(raw.as_py())
+                except (OverflowError, ValueError):
+                    values.append(number / per_milli)
+            columns[name] = values
+    names = list(columns)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(),
+                                                                      strict=True)]
+
+
 def read_parquet_file(path: Path, stats: ReadStats,
                       options: ReadOptions) -> Iterator[dict[str, Any]]:
     name = str(path)
@@ -62,7 +97,7 @@ def read_parquet_file(path: Path, stats: ReadStats,
     row = 0
     try:
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-            for record in batch.to_pylist():
+            for record in _rows(batch):
                 row += 1
                 event = finish(_plain(record), f"row {row}")
                 if event is not None:
