@@ -84,7 +84,14 @@ from vigil.eql import ast
 from vigil.eql.engine import Compiled, SchemaResolver
 from vigil.eql.schema import STRING_TYPES, Schema
 from vigil.events import ReadOptions, ReadStats
-from vigil.events.jsonl import _Finisher, _parse_line, text_encoding
+from vigil.events.jsonl import (
+    TOO_LONG,
+    _Finisher,
+    _parse_line,
+    finish_long_line,
+    max_line_bytes,
+    text_encoding,
+)
 from vigil.events.reader import iter_input_files, read_file
 from vigil.events.records import RecordGates
 from vigil.rules.model import Rule
@@ -301,8 +308,11 @@ class _RangeResult:
     alert_documents: int = 0  # candidate lines that were alert documents (not events)
 
 
-def _blocks(path: str, start: int, end: int) -> Iterator[bytes]:
-    """Whole lines of ``path`` between ``start`` and ``end`` in blocks of about BLOCK bytes."""
+def _blocks(path: str, start: int, end: int) -> Iterator[tuple[bytes, int]]:
+    """Whole lines of ``path`` between ``start`` and ``end`` in blocks of about BLOCK bytes,
+    each with the number of file bytes it stands for: a line longer than the reader's limit
+    is its marker (``jsonl.too_long_line``), as the reader gives it."""
+    limit = max_line_bytes()
     with open(path, "rb") as handle:
         handle.seek(start)
         at = start
@@ -310,17 +320,22 @@ def _blocks(path: str, start: int, end: int) -> Iterator[bytes]:
             data = handle.read(min(BLOCK, end - at))
             if not data:
                 break
+            size = len(data)
             if at + len(data) < end:
                 cut = data.rfind(b"\n") + 1
-                if cut == 0:  # a line longer than a block: read on
-                    more = handle.readline()
-                    data += more
-                    cut = len(data)
+                if cut == 0:  # a line longer than a block: read on, bounded
+                    data += handle.readline(max(limit + 1 - len(data), 0))
+                    size = len(data)
+                    if len(data) > limit and not data.endswith(b"\n"):
+                        marker = finish_long_line(handle, data, limit)
+                        size = int(marker[len(TOO_LONG):])
+                        data = marker
                 elif cut < len(data):
                     handle.seek(at + cut)  # the partial line starts the next block
                     data = data[:cut]
-            at += len(data)
-            yield data
+                    size = cut
+            at += size
+            yield data, size
 
 
 class _Collector:
@@ -359,7 +374,7 @@ def _scan(work: _Range) -> _RangeResult:
     finish = _Finisher(work.path, collector, job.options)  # type: ignore[arg-type]
     lines = 0
     offset = work.start
-    for block in _blocks(work.path, work.start, work.end):
+    for block, size in _blocks(work.path, work.start, work.end):
         collector.block = block
         collector.lines_before = lines
         count = 0  # line numbers: phase one only
@@ -383,8 +398,8 @@ def _scan(work: _Range) -> _RangeResult:
                 result.kept.append((offset + start, raw, matching))
         if first:  # line counts are for the stats, which phase one reports
             lines += count + (0 if block.endswith(b"\n") else 1)
-        result.size += len(block)
-        offset += len(block)
+        result.size += size
+        offset += size
     result.lines = lines
     return result
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -275,7 +276,8 @@ def read_json_stream(handle: io.BufferedIOBase, name: str, stats: ReadStats,
         if encoding in (None, "utf-8-sig") and head.lstrip()[:1] == b"[":
             yield from _read_array(name, handle.read(), stats, finish)
             return
-        for raw in lines:
+        limit = max_line_bytes()
+        for raw in (bounded_lines(handle, limit) if lines is handle else lines):
             line_no += 1
             stats.bytes += len(raw)
             event = _parse_line(raw, name, line_no, stats)
@@ -291,6 +293,54 @@ def read_json_stream(handle: io.BufferedIOBase, name: str, stats: ReadStats,
 
 
 UTF8_BOM = b"\xef\xbb\xbf"
+DEFAULT_MAX_LINE_BYTES = 64 << 20
+# What stands for a line longer than the limit (its bytes are not kept): the marker, then
+# the line's length. A NUL byte cannot start a JSON text, so no real line reads as one.
+TOO_LONG = b"\x00vigil-line-too-long:"
+
+
+MIN_MAX_LINE_BYTES = 1 << 20  # the fast path's block: a longer line spans blocks
+
+
+def max_line_bytes() -> int:
+    """The longest line read (``VIGIL_MAX_LINE_BYTES``, default 64 MiB, at least 1 MiB):
+    memory per line is bounded whatever a compressed file inflates to."""
+    text = os.environ.get("VIGIL_MAX_LINE_BYTES", "")
+    limit = int(text) if text.isdigit() else DEFAULT_MAX_LINE_BYTES
+    return max(limit, MIN_MAX_LINE_BYTES)
+
+
+def too_long_line(length: int) -> bytes:
+    return TOO_LONG + str(length).encode("ascii") + b"\n"
+
+
+def too_long_reason(marker: bytes) -> str:
+    length = int(marker[len(TOO_LONG):].strip() or 0)
+    return (f"line too long: {length:,} bytes, more than the limit of {max_line_bytes():,} "
+            "(VIGIL_MAX_LINE_BYTES); skipped")
+
+
+def finish_long_line(handle: io.BufferedIOBase, start: bytes, limit: int) -> bytes:
+    """A line whose first ``limit`` + 1 bytes are ``start`` and that has no end yet: read
+    to its end in bounded pieces, keeping none of it; its marker."""
+    length = len(start)
+    while True:
+        piece = handle.readline(1 << 20)
+        length += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return too_long_line(length)
+
+
+def bounded_lines(handle: io.BufferedIOBase, limit: int) -> Iterator[bytes]:
+    """The lines of ``handle``, each at most ``limit`` bytes; a longer one as its marker."""
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            yield finish_long_line(handle, line, limit)
+        else:
+            yield line
 
 
 def text_encoding(head: bytes) -> str | None:
@@ -320,6 +370,9 @@ def _parse_line(raw: bytes, name: str, line_no: int, stats: ReadStats) -> dict[s
     try:
         doc = orjson.loads(raw)  # JSON allows the surrounding whitespace and newline
     except orjson.JSONDecodeError:
+        if raw.startswith(TOO_LONG):
+            stats.bad(name, str(line_no), too_long_reason(raw), kind="line too long")
+            return None
         stripped = raw.strip()
         if not stripped:
             return None  # blank line

@@ -196,11 +196,18 @@ def read_zip_file(path: Path, stats: ReadStats, options: ReadOptions) -> Iterato
                 stats.bad(where, "", f"member too large ({info.file_size:,} bytes)",
                           kind="bad zip")
                 continue
+            if info.flag_bits & 0x1:
+                stats.bad(where, "", "member is encrypted (a password is needed): skipped",
+                          kind="bad zip")
+                continue
             try:
                 with archive.open(info) as member:
                     # ZipExtFile is buffered (it has peek), as read_json_stream needs.
                     stream = cast(io.BufferedIOBase, member)
                     yield from read_json_stream(stream, where, stats, options)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            except NotImplementedError as exc:  # Deflate64, AES, ...: zipfile cannot read it
+                stats.bad(where, "", f"member is compressed in a way that cannot be read "
+                          f"({exc}): skipped", kind="bad zip")
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
                 stats.bad(where, "", f"stopped reading: damaged zip member ({exc})",
                           kind="bad zip")
