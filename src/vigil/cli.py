@@ -76,7 +76,36 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     ns = parse_iso_ns(value)
     if ns is None:
         raise typer.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint=option)
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    try:
+        return datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise typer.BadParameter(f"{value!r} is outside the years 1 to 9999",
+                                 param_hint=option) from None
+
+
+def _in_order(first: datetime | None, last: datetime | None) -> None:
+    if first is not None and last is not None and first > last:
+        raise typer.BadParameter(f"--from ({first.isoformat()}) is later than --to "
+                                 f"({last.isoformat()}): nothing would be searched",
+                                 param_hint="--from/--to")
+
+
+def _writable(path: Path | None, option: str) -> None:
+    """An output that cannot be written is a usage error before any work, not a traceback
+    after the whole run."""
+    if path is None or str(path) == "-":
+        return
+    import os
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder", param_hint=option)
+    if not folder.is_dir():
+        raise typer.BadParameter(f"no folder {folder} to write {path.name} in",
+                                 param_hint=option)
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(folder, os.W_OK):
+        raise typer.BadParameter(f"{path} cannot be written (permission denied)",
+                                 param_hint=option)
 
 
 RulesOption = Annotated[list[str] | None, typer.Option(
@@ -104,8 +133,8 @@ def detect_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     logon_id: LogonIdOption = "intended",
     max_signals: Annotated[int | None, typer.Option(
-        "--max-signals", help="Apply Elastic's per-run cap: keep the N most recent matches "
-        "per rule.")] = None,
+        "--max-signals", min=1, max=2**31 - 1,
+        help="Apply Elastic's per-run cap: keep the N most recent matches per rule.")] = None,
     start: Annotated[str | None, typer.Option("--from", help="Only events at or after.")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Only events at or before.")] = None,
     index_all: IndexAllOption = False,
@@ -125,6 +154,8 @@ def detect_command(
     _require_inputs(paths, "detect")
     if logon_id not in ("intended", "elastic"):
         raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
+    _writable(output, "--output")
+    _in_order(_parse_time(start, "--from"), _parse_time(end, "--to"))
     request = DetectRequest(
         paths=paths, rules=rule or (), exceptions=exceptions, output_format=output_format,
         output=output, logon_id="elastic" if logon_id == "elastic" else "intended",
@@ -151,6 +182,7 @@ def convert_command(
     from vigil.commands.convert import run_convert
 
     _require_inputs(paths, "convert")
+    _writable(output, "--output")
     if logon_id not in ("intended", "elastic"):
         raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     raise typer.Exit(run_convert(paths, to, output,
@@ -227,6 +259,7 @@ def replay_command(
                                 index_all, interval, None)
     first, last = _parse_time(start, "--from"), _parse_time(end, "--to")
     assert first is not None and last is not None
+    _in_order(first, last)
     outages = []
     for item in down or []:
         lo, sep, hi = item.partition("..")
@@ -251,7 +284,9 @@ def watch_command(
     index_all: IndexAllOption = False,
     interval: Annotated[str | None, typer.Option(
         "--interval", help="Override every rule's interval (e.g. 30s).")] = None,
-    poll: Annotated[float, typer.Option("--poll", help="Seconds between file checks.")] = 2.0,
+    poll: Annotated[float, typer.Option(
+        "--poll", min=0.1, max=86400.0, help="Seconds between file checks (0.1 to 86400).")
+    ] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (for cron).")
                     ] = False,
 ) -> None:
@@ -262,6 +297,8 @@ def watch_command(
     from vigil.commands.schedule import run_watch
 
     _require_inputs(paths, "watch")
+    if poll != poll:  # NaN passes every range check
+        raise typer.BadParameter("not a number", param_hint="--poll")
     request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
                                 index_all, interval, webhook)
     raise typer.Exit(run_watch(request, poll, once))
@@ -398,6 +435,7 @@ def alerts_report(
     """
     from vigil.report.html import ReportAlert, render_report
 
+    _writable(output, "--output")
     filters = _filters(rule, host, status, since, until, False, None)
     with _open_existing(store) as db:
         alerts = []
@@ -432,6 +470,7 @@ def alerts_export(
 
     if output_format != "ndjson":
         raise typer.BadParameter("only ndjson", param_hint="--format")
+    _writable(output, "--output")
     filters = _filters(rule, host, status, since, until, True, None)
     with _open_existing(store) as db:
         if output is None:

@@ -29,9 +29,12 @@ DEFAULT_VERSION = 1
 SEVERITIES = ("low", "medium", "high", "critical")
 SourceFormat = Literal["toml", "kibana", "dict"]
 
-_INTERVAL_RE = re.compile(r"^(\d+)([smhd])$")
+_INTERVAL_RE = re.compile(r"^(\d{1,12})([smhd])$")
+MAX_INTERVAL = timedelta(days=366)  # a schedule beyond a year is a typo, not a rule
+MAX_DATE_MATH = timedelta(days=100 * 366)  # how far from now a rule's window may reach
+MAX_SIGNALS_LIMIT = 2**31 - 1  # Elasticsearch reads max_signals as a Java int
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DATE_MATH_OP = re.compile(r"([+-])(\d+)([yMwdhHms])")
+_DATE_MATH_OP = re.compile(r"([+-])(\d{1,12})([yMwdhHms])")
 _DATE_MATH_ROUND = re.compile(r"/([yMwdhHms])$")
 _FIXED_UNITS = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}
 
@@ -76,6 +79,12 @@ class DateMath:
             amount = int(op.group(2))
             ops.append((amount if op.group(1) == "+" else -amount, op.group(3)))
             pos = op.end()
+        reach = sum(abs(amount) * (_FIXED_UNITS.get(unit) or (31 * 86400 if unit == "M"
+                                                                else 366 * 86400))
+                    for amount, unit in ops)
+        if reach > MAX_DATE_MATH.total_seconds():
+            raise ValueError(f"date math {text!r} reaches more than "
+                             f"{MAX_DATE_MATH.days // 366} years from now")
         return cls(text=text, ops=tuple(ops), rounding=rounding)
 
     def resolve(self, now: datetime) -> datetime:
@@ -131,7 +140,10 @@ def parse_interval(text: str) -> timedelta:
     found = _INTERVAL_RE.match(text.strip())
     if found is None or int(found.group(1)) == 0:
         raise ValueError(f"interval {text!r} is not a positive <n><unit>, unit one of s m h d")
-    return timedelta(seconds=int(found.group(1)) * _INTERVAL_UNITS[found.group(2)])
+    seconds = int(found.group(1)) * _INTERVAL_UNITS[found.group(2)]
+    if seconds > MAX_INTERVAL.total_seconds():
+        raise ValueError(f"interval {text!r} is longer than {MAX_INTERVAL.days} days")
+    return timedelta(seconds=seconds)
 
 
 # ---------------------------------------------------------------- MITRE ATT&CK
@@ -353,8 +365,9 @@ class Rule:
         if not 0 <= risk_score <= 100:
             raise FieldError(f"risk_score {risk_score} is not between 0 and 100", "risk_score")
         max_signals = reader.integer("max_signals", default=DEFAULT_MAX_SIGNALS)
-        if max_signals < 1:
-            raise FieldError(f"max_signals {max_signals} must be at least 1", "max_signals")
+        if not 1 <= max_signals <= MAX_SIGNALS_LIMIT:
+            raise FieldError(f"max_signals {max_signals} must be between 1 and "
+                             f"{MAX_SIGNALS_LIMIT:,}", "max_signals")
         interval = reader.text("interval") or DEFAULT_INTERVAL
         from_ = reader.text("from") or DEFAULT_FROM
         to = reader.text("to") or DEFAULT_TO
