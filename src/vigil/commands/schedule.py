@@ -233,8 +233,10 @@ class Watcher:
 
     def refresh(self, store: SqliteStore, timeline: Timeline, stats: ReadStats,
                 options: ReadOptions, needed_from: int | None) -> list[dict[str, Any]]:
-        """Read what is new in the watched files and folders; returns the new events."""
-        now = to_ns(datetime.now(UTC))
+        """Read what is new in the watched files and folders; returns the new events. They
+        arrive at this second: the runs start on whole seconds (``_maybe_run``), so a run of
+        this pass sees what this pass read."""
+        now = to_ns(datetime.now(UTC).replace(microsecond=0))
         fresh: list[dict[str, Any]] = []
         for path in iter_input_files(self.request.paths):
             if path.name.lower().endswith(_TAILABLE):
