@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+# In CI (.ci/run: CI=true) property tests draw the same examples on every run, so a failure
+# reproduces; locally they explore anew each time.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI") or os.environ.get("VIGIL_REQUIRE_SHARED") == "1":
+    settings.load_profile("ci")
 
 
 def shared_dir() -> Path:
