@@ -9,6 +9,7 @@ the primary expression right before them, as in Elasticsearch's grammar.
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NoReturn, cast
 
 from vigil.eql import ast
@@ -18,6 +19,9 @@ from vigil.errors import EqlSemanticError, EqlSyntaxError
 
 # Nesting deeper than this is refused with an error rather than a RecursionError.
 MAX_DEPTH = 100
+MAX_TREE_DEPTH = 300  # operators below operators, chains of binary operators included
+MAX_WILDCARD_PARTS = 200  # literal runs between "*" in one pattern (prebuilt rules: < 35)
+_STARS = re.compile(r"\*+")
 
 _TIME_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
@@ -96,7 +100,41 @@ class Parser:
             if trailing.is_op("]"):
                 self.fail("unexpected ']': no stage is open here")
             self.fail(f"unexpected {self.describe(trailing)} after the end of the query")
-        return ast.Query(body, tuple(pipes), self.text)
+        query = ast.Query(body, tuple(pipes), self.text)
+        self.check_limits(query)
+        return query
+
+    def check_limits(self, query: ast.Query) -> None:
+        """What the engine cannot run in bounded time and stack, refused where the query is
+        read: a tree deeper than MAX_TREE_DEPTH (a chain of 5,000 ``+`` parses without
+        recursion but nests that deep), a pattern with more than MAX_WILDCARDS wildcards
+        (matching costs the value's length times theirs)."""
+        for event_query in query.event_queries():
+            stack: list[tuple[ast.Expr, int]] = [(event_query.condition, 1)]
+            while stack:
+                node, depth = stack.pop()
+                if depth > MAX_TREE_DEPTH:
+                    self._fail_at(node, f"expression nested too deeply (more than "
+                                        f"{MAX_TREE_DEPTH} levels of operators)")
+                if isinstance(node, ast.Match) and node.kind != "regex":
+                    for pattern in node.patterns:
+                        text = pattern.value if isinstance(pattern.value, str) else ""
+                        # Literal runs between stars each cost a pass over the value (runs
+                        # of stars, and "?" alone, merge into one state and cost nothing).
+                        count = sum(1 for part in _STARS.split(text) if part.strip("?"))
+                        if count > MAX_WILDCARD_PARTS and "*" in text:
+                            self._fail_at(pattern, f"pattern with {count:,} literal parts "
+                                                   f"between wildcards: at most "
+                                                   f"{MAX_WILDCARD_PARTS} are accepted "
+                                                   "(matching time grows with their number)")
+                stack.extend((child, depth + 1) for child in ast.children(node))
+
+    def _fail_at(self, node: ast.Expr, reason: str) -> NoReturn:
+        span = getattr(node, "span", ast.NO_SPAN)
+        if span is ast.NO_SPAN or span.line < 1:
+            raise EqlSemanticError(reason, self.text)
+        raise EqlSemanticError(reason, self.text, span.line, span.column,
+                               max(1, min(span.end - span.start, 40)))
 
     def parse_query_body(self) -> ast.EventQuery | ast.Sequence | ast.Sample:
         token = self.token

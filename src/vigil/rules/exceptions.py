@@ -563,6 +563,8 @@ def parse_exceptions_toml(text: str, path: str = "<exceptions>") -> ExceptionSet
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ExceptionFileError(f"not valid TOML: {exc}", path) from None
+    except RecursionError:
+        raise ExceptionFileError("TOML nested too deeply to read", path) from None
     tables = document.get("exception")
     if not isinstance(tables, list) or not tables:
         raise ExceptionFileError("no [[exception]] tables", path, 1)

@@ -187,6 +187,23 @@ def _load_file(path: Path, collector: _Collector) -> None:
 # ---------------------------------------------------------------- detection-rules TOML
 
 
+def deepest_line(text: str) -> int:
+    """The line where brackets and braces nest deepest (quotes not told apart: a hint for
+    a file too deeply nested to parse)."""
+    depth = best = 0
+    best_line = line = 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > best:
+                best, best_line = depth, line
+        elif char in "]}":
+            depth -= 1
+    return best_line
+
+
 def _load_toml_text(text: str, path: str, collector: _Collector, *,
                     bundled: bool = False) -> None:
     try:
@@ -194,6 +211,11 @@ def _load_toml_text(text: str, path: str, collector: _Collector, *,
     except tomllib.TOMLDecodeError as exc:
         reason, line, column = _toml_error_position(str(exc))
         collector.errors.append(RuleError(f"not valid TOML: {reason}", path, line, column))
+        return
+    except RecursionError:
+        collector.errors.append(RuleError("TOML nested too deeply to read (arrays or inline "
+                                          "tables inside each other)", path,
+                                          deepest_line(text)))
         return
     layout = scan_toml(text)
     rule_table = document.get("rule")
