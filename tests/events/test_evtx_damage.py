@@ -103,3 +103,55 @@ def test_missing_file_is_one_line(tmp_path: Path) -> None:
     stats = ReadStats()
     assert list(read_events([tmp_path / "nowhere.evtx"], stats)) == []
     assert [b.reason for b in stats.bad_records] == ["no such file or folder"]
+
+
+# Damage the parser passes over without a word (issue 13, item 4): each is reported with the
+# records it cost, counted in ReadStats.records_lost, and named in every output for people.
+
+
+def _damaged(tmp_path: Path, name: str, edit: Any) -> tuple[Path, int]:
+    data = bytearray(_sample(GOOD).read_bytes())
+    damaged = edit(data)
+    path = tmp_path / f"{name}.evtx"
+    path.write_bytes(bytes(damaged))
+    good = sum(1 for _ in read_events([_sample(GOOD)], ReadStats()))
+    return path, good
+
+
+def test_zeroed_chunks_are_reported_with_their_records(tmp_path: Path) -> None:
+    def zero(data: bytearray) -> bytearray:
+        start = HEADER_SIZE + 5 * CHUNK_SIZE
+        data[start:start + 2 * CHUNK_SIZE] = bytes(2 * CHUNK_SIZE)
+        return data
+
+    path, good = _damaged(tmp_path, "zeroed", zero)
+    stats = ReadStats()
+    read = sum(1 for _ in read_events([path], stats))
+    assert [b.position for b in stats.bad_records] == ["chunks 5-6"]
+    assert "no chunk header" in stats.bad_records[0].reason
+    assert stats.records_lost == good - read > 0  # every lost record is counted
+
+
+def test_a_copy_cut_at_a_chunk_boundary_is_reported(tmp_path: Path) -> None:
+    path, _good = _damaged(tmp_path, "cut", lambda d: d[:HEADER_SIZE + 20 * CHUNK_SIZE])
+    stats = ReadStats()
+    list(read_events([path], stats))
+    [bad] = stats.bad_records
+    assert bad.position == "chunk 20" and "the file holds 20" in bad.reason
+    assert stats.records_lost > 0
+
+
+def test_the_loss_is_in_the_summary_and_the_report(tmp_path: Path) -> None:
+    from tests.test_cli import vigil
+
+    def zero(data: bytearray) -> bytearray:
+        start = HEADER_SIZE + 5 * CHUNK_SIZE
+        data[start:start + CHUNK_SIZE] = bytes(CHUNK_SIZE)
+        return data
+
+    path, _good = _damaged(tmp_path, "zeroed", zero)
+    report = tmp_path / "report.html"
+    result = vigil("detect", path, "--format", "html", "--output", report)
+    assert result.returncode == 0, result.stderr
+    assert "data lost:" in result.stderr and "EVTX record(s) in damaged" in result.stderr
+    assert "EVTX record(s) in damaged or missing chunks" in report.read_text(encoding="utf-8")

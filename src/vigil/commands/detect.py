@@ -131,12 +131,12 @@ def run_detect(request: DetectRequest) -> int:
         if fast.lines_skipped:
             notes = [*notes, f"{fast.lines_skipped:,} line(s) no rule can match were skipped "
                      "unparsed (--engine reference reads and checks every line)"]
-    _write(result, request)
+    _write(result, request, stats)
     _summary(result, stats, notes, time.perf_counter() - started, err)
     return 2 if rule_errors else 0
 
 
-def _write(result: DetectResult, request: DetectRequest) -> None:
+def _write(result: DetectResult, request: DetectRequest, stats: ReadStats) -> None:
     from vigil.report.outputs import print_table, write_csv, write_ndjson
 
     alerts = result.alerts
@@ -168,7 +168,8 @@ def _write(result: DetectResult, request: DetectRequest) -> None:
                    "events searched": f"{result.events:,}",
                    "rules run": ", ".join(o.rule.name for o in result.outcomes[:20])
                    + (" ..." if len(result.outcomes) > 20 else ""),
-                   "logon id mapping": request.logon_id})
+                   "logon id mapping": request.logon_id,
+                   "data lost": _loss(stats) or "none"})
         if request.output is not None:
             request.output.write_text(page, encoding="utf-8")
         else:
@@ -198,6 +199,19 @@ def _explain(rules: Sequence[Rule], events: Sequence[Mapping[str, Any]], index_a
                   markup=False)
 
 
+def _loss(stats: ReadStats) -> str:
+    """What the input lost, in a person's words ("" when nothing): bad records, records of
+    damaged EVTX chunks, files that could not be read."""
+    parts = []
+    if stats.bad_total:
+        parts.append(f"{stats.bad_total:,} bad record(s) skipped")
+    if stats.records_lost:
+        parts.append(f"{stats.records_lost:,} EVTX record(s) in damaged or missing chunks")
+    if stats.files_failed:
+        parts.append(f"{stats.files_failed:,} file(s) unreadable")
+    return "; ".join(parts)
+
+
 def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], seconds: float,
              err: _Stderr) -> None:
     err.print(
@@ -209,6 +223,9 @@ def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], secon
         err.print(f"  {terminal_text(str(bad))}", markup=False)
     if stats.bad_total > SHOWN_BAD_RECORDS:
         err.print(f"  ... and {stats.bad_total - SHOWN_BAD_RECORDS:,} more", markup=False)
+    loss = _loss(stats)
+    if loss:
+        err.print(f"data lost: {loss}", markup=False)
     if stats.alert_documents:
         err.print(f"skipped {stats.alert_documents:,} alert document(s) in the input (alerts "
                   "written by vigil or Kibana are not events)", markup=False)

@@ -76,6 +76,8 @@ class EvtxLayout:
     chunks: tuple[ChunkInfo, ...]
     partial_chunk: int | None  # index of a chunk cut short at the end of the file
     partial_bytes: int
+    header_chunks: int = 0  # chunks in use, as the file header counts them
+    next_record: int | None = None  # the file header's next record id
 
 
 def inspect_evtx(path: Path) -> EvtxLayout | str:
@@ -100,7 +102,10 @@ def inspect_evtx(path: Path) -> EvtxLayout | str:
                 chunks.append(ChunkInfo(index, first_id, last_id))
             else:
                 chunks.append(ChunkInfo(index, None, None))
-    return EvtxLayout(tuple(chunks), full if rest else None, rest)
+    # File header: last chunk number at 0x10, next record id at 0x18, chunk count at 0x2A.
+    next_record = struct.unpack_from("<Q", header, 0x18)[0] if len(header) >= 0x20 else None
+    in_use = struct.unpack_from("<H", header, 0x2A)[0] if len(header) >= 0x2C else 0
+    return EvtxLayout(tuple(chunks), full if rest else None, rest, in_use, next_record)
 
 
 def _shown(data: bytes) -> str:
@@ -108,8 +113,8 @@ def _shown(data: bytes) -> str:
     return repr("".join(c if c.isprintable() else "." for c in text))
 
 
-def _lost_range(layout: EvtxLayout, index: int) -> str:
-    """'records 5,248-5,311 lost' for chunk ``index``.
+def _lost_range(layout: EvtxLayout, index: int, stats: ReadStats | None = None) -> str:
+    """'records 5,248-5,311 lost' for chunk ``index`` (counted in ``stats.records_lost``).
 
     A damaged header does not say which records the chunk held; its neighbours do. Logs are
     circular, so the neighbours are searched around the end of the file too.
@@ -126,6 +131,8 @@ def _lost_range(layout: EvtxLayout, index: int) -> str:
         first = before.last_record + 1 if before and before.last_record is not None else None
         last = after.first_record - 1 if after and after.first_record is not None else None
     if first is not None and last is not None and last >= first:
+        if stats is not None:
+            stats.records_lost += last - first + 1
         return f"records {first:,}-{last:,} lost"
     if first is not None:
         return f"records from {first:,} on lost"
@@ -421,6 +428,7 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
     last_head, last_end, last_skip = "", 0, False
     gate = gates.record if gates is not None else None
     event_gate = gates.event if gates is not None else None
+    reported: set[int] = set()  # chunks whose loss a line already reports
     try:
         while True:
             try:
@@ -432,7 +440,7 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                 number = last.get("event_record_id") if last is not None else None
                 if isinstance(number, int):
                     last_good = number
-                _report(name, str(exc), layout, last_good, stats)
+                _report(name, str(exc), layout, last_good, stats, reported)
                 if errors_in_a_row >= MAX_CONSECUTIVE_ERRORS:
                     stats.bad(name, "", "gave up: the parser does not advance past damaged data",
                               kind="unreadable file")
@@ -510,20 +518,55 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
         stats.events += skipped
     if layout.partial_chunk is not None:
         index = layout.partial_chunk
+        reported.add(index)
         stats.bad(name, f"chunk {index}",
                   f"file is truncated: the last chunk is cut at {layout.partial_bytes:,} of "
-                  f"{CHUNK_SIZE:,} bytes ({_lost_range(layout, index)})",
+                  f"{CHUNK_SIZE:,} bytes ({_lost_range(layout, index, stats)})",
                   kind="truncated file")
+    _report_silent_damage(name, layout, reported, stats)
+
+
+def _report_silent_damage(name: str, layout: EvtxLayout, reported: set[int],
+                          stats: ReadStats) -> None:
+    """What the parser passes over without a word: a chunk of those the file header counts
+    whose header is gone (zeroed or overwritten: the parser reads it as unused), and chunks
+    the header counts that the file no longer holds (a copy cut at a chunk boundary)."""
+    in_use = min(layout.header_chunks, len(layout.chunks))
+    runs: list[list[int]] = []  # consecutive chunks without a header share their neighbours
+    for chunk in layout.chunks[:in_use]:
+        if chunk.first_record is None:
+            if runs and runs[-1][-1] == chunk.index - 1:
+                runs[-1].append(chunk.index)
+            else:
+                runs.append([chunk.index])
+    for run in runs:
+        if reported.intersection(run):
+            continue  # the parser's line for one of them gives the run's records
+        where = f"chunk {run[0]}" if len(run) == 1 else f"chunks {run[0]}-{run[-1]}"
+        stats.bad(name, where, "no chunk header (zeroed or overwritten) "
+                  f"({_lost_range(layout, run[0], stats)})", kind="EVTX damaged chunk")
+    present = len(layout.chunks) - (1 if layout.partial_chunk is not None else 0)
+    if layout.header_chunks > present and layout.partial_chunk is None:
+        last = next((c.last_record for c in reversed(layout.chunks)
+                     if c.last_record is not None), None)
+        lost = ""
+        if last is not None and layout.next_record is not None and layout.next_record > last + 1:
+            stats.records_lost += layout.next_record - 1 - last
+            lost = f" (records {last + 1:,}-{layout.next_record - 1:,} lost)"
+        stats.bad(name, f"chunk {present}",
+                  f"file is truncated: the header counts {layout.header_chunks} chunks, the "
+                  f"file holds {present}{lost}", kind="truncated file")
 
 
 def _report(name: str, message: str, layout: EvtxLayout, last_good: int | None,
-            stats: ReadStats) -> None:
+            stats: ReadStats, reported: set[int]) -> None:
     message = message[:500]
     reason = _reason(message)
     chunk_match = _CHUNK_ERROR.search(message)
     if chunk_match:
         index = int(chunk_match.group(1))
-        stats.bad(name, f"chunk {index}", f"{reason} ({_lost_range(layout, index)})",
+        reported.add(index)
+        stats.bad(name, f"chunk {index}", f"{reason} ({_lost_range(layout, index, stats)})",
                   kind=f"EVTX {reason}")
         return
     record_match = _RECORD_ERROR.search(message)
@@ -539,6 +582,9 @@ def _report(name: str, message: str, layout: EvtxLayout, last_good: int | None,
     chunk = _chunk_of_record(layout, next_record) if next_record is not None else None
     if chunk is not None and next_record is not None:
         last = layout.chunks[chunk].last_record
+        reported.add(chunk)
+        if last is not None and last >= next_record:
+            stats.records_lost += last - next_record + 1
         stats.bad(name, f"chunk {chunk}",
                   f"{reason} after record {last_good:,} (records {next_record:,}-{last:,} lost)",
                   kind=f"EVTX {reason}")

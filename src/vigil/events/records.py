@@ -54,6 +54,8 @@ class ReadStats:
     files_failed: int = 0
     # Alert documents met in the input (vigil's or Kibana's output): not events, not read.
     alert_documents: int = 0
+    # EVTX records lost in damaged or missing chunks (their numbers from chunk headers).
+    records_lost: int = 0
 
     def bad(self, path: str, position: str, reason: str, *, kind: str | None = None) -> None:
         self.bad_total += 1
@@ -67,6 +69,7 @@ class ReadStats:
         self.bytes += other.bytes
         self.files_failed += other.files_failed
         self.alert_documents += other.alert_documents
+        self.records_lost += other.records_lost
         self.bad_total += other.bad_total
         self.bad_by_reason.update(other.bad_by_reason)
         room = KEEP_BAD_RECORDS - len(self.bad_records)
