@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +58,26 @@ def query_command(
     _require_inputs(paths, "query")
     code = run_query(query, paths, output_format, size, engine)
     raise typer.Exit(code)
+
+
+def _store_guarded(command: str, run: Any) -> int:
+    """A store that cannot be used (held by another watcher, corrupt, newer, read-only, a
+    full disk) ends the command with one line, exit 1; the store itself stays consistent
+    (every write is one transaction)."""
+    import sqlite3
+
+    from vigil.store import StoreError
+
+    try:
+        code: int = run()
+    except StoreError as exc:
+        typer.echo(f"vigil {command}: {terminal_text(str(exc))}", err=True)
+        return 1
+    except sqlite3.Error as exc:
+        typer.echo(f"vigil {command}: the store failed: {terminal_text(str(exc))} (nothing "
+                   "half-written: the last execution was rolled back)", err=True)
+        return 1
+    return code
 
 
 def _require_inputs(paths: list[Path], command: str) -> None:
@@ -267,7 +289,7 @@ def replay_command(
         if not sep or a is None or b is None:
             raise typer.BadParameter("use FROM..TO with ISO times", param_hint="--down")
         outages.append((a, b))
-    raise typer.Exit(run_replay(request, first, last, outages))
+    raise typer.Exit(_store_guarded("replay", lambda: run_replay(request, first, last, outages)))
 
 
 @app.command("watch")
@@ -301,7 +323,7 @@ def watch_command(
         raise typer.BadParameter("not a number", param_hint="--poll")
     request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
                                 index_all, interval, webhook)
-    raise typer.Exit(run_watch(request, poll, once))
+    raise typer.Exit(_store_guarded("watch", lambda: run_watch(request, poll, once)))
 
 
 alerts_app = typer.Typer(help="Alerts in a store: list, show, acknowledge, close, reopen, "
@@ -310,17 +332,26 @@ app.add_typer(alerts_app, name="alerts")
 StoreOption = Annotated[Path, typer.Option("--store", help="SQLite alert store.")]
 
 
-def _open_existing(store: Path) -> Any:
+@contextmanager
+def _open_existing(store: Path) -> Iterator[Any]:
+    """The store, opened for an ``alerts`` command; afterwards one line names the alert rows
+    it could not read (each damaged row costs that alert, never the command)."""
     from vigil.store import StoreError, open_store
 
     if not store.exists():
         typer.echo(f"vigil alerts: no store at {store}", err=True)
         raise typer.Exit(2)
     try:
-        return open_store(store)
+        db = open_store(store)
     except StoreError as exc:
-        typer.echo(f"vigil alerts: {exc}", err=True)
+        typer.echo(f"vigil alerts: {terminal_text(str(exc))}", err=True)
         raise typer.Exit(2) from exc
+    with db:
+        yield db
+    if db.damaged:
+        shown = ", ".join(alert_id[:12] for alert_id in db.damaged[:10])
+        typer.echo(f"vigil alerts: {len(db.damaged)} alert row(s) have a damaged stored "
+                   f"document and were left out or shown as damaged: {shown}", err=True)
 
 
 def _filters(rule: str | None, host: str | None, status: str | None, since: str | None,

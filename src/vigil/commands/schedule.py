@@ -32,6 +32,7 @@ from vigil.rules import Rule, load_exceptions
 from vigil.rules.model import parse_interval
 from vigil.store import FileBlock, Gap, RuleState, SqliteStore, WebhookNotifier, open_store
 from vigil.store import views as store_views
+from vigil.store.lock import StoreLock
 
 Event = Mapping[str, Any]
 Excludes = Callable[[Event], bool] | None
@@ -118,7 +119,8 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     new_alerts = 0
     runs: list[tuple[datetime, RunPlan]] = []
     not_ok: list[Execution] = []
-    with open_store(request.store, synchronous="normal") as store:
+    with StoreLock(request.store, "replay"), open_store(request.store,
+                                                        synchronous="normal") as store:
         _prepare_store(store, rules)
         for rule in rules:
             previous: datetime | None = None
@@ -268,6 +270,12 @@ class Watcher:
         timeline = Timeline()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        with StoreLock(self.request.store, "watch"):
+            return self._run_locked(once, err, rules, excludes, options, stats, timeline)
+
+    def _run_locked(self, once: bool, err: Console, rules: list[Rule],
+                    excludes: dict[str, Excludes], options: ReadOptions, stats: ReadStats,
+                    timeline: Timeline) -> int:
         store = open_store(self.request.store)
         notifier = WebhookNotifier(store, self.request.webhook) if self.request.webhook else None
         if notifier is not None:

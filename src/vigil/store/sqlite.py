@@ -169,6 +169,7 @@ class SqliteStore:
         self._pending_callbacks: list[Callable[[], None]] = []
         self._listeners: list[Callable[[], None]] = []
         self._lock = threading.Lock()  # guards the listener list, which other threads edit
+        self.damaged: list[str] = []  # ids of alert rows whose document could not be read
 
     # ------------------------------------------------------------ plumbing
 
@@ -473,9 +474,25 @@ class SqliteStore:
                 self.enqueue_notifications(inserted)
         return inserted
 
-    @staticmethod
-    def _alert(row: sqlite3.Row, blocks: tuple[StoredAlert, ...] = ()) -> StoredAlert:
-        document = orjson.loads(row["document"])
+    def _document(self, row: sqlite3.Row) -> dict[str, Any] | None:
+        """The alert document of a row, or None (the row's id kept in ``damaged``) when the
+        stored text is not a JSON object: one damaged row costs that alert, not the listing."""
+        try:
+            document = orjson.loads(row["document"])
+        except (orjson.JSONDecodeError, TypeError):
+            document = None
+        if not isinstance(document, dict):
+            if row["id"] not in self.damaged:
+                self.damaged.append(row["id"])
+            return None
+        return document
+
+    def _alert(self, row: sqlite3.Row, blocks: tuple[StoredAlert, ...] = ()) -> StoredAlert:
+        document = self._document(row)
+        if document is None:
+            document = {"kibana.alert.uuid": row["id"],
+                        "kibana.alert.rule.name": row["rule_name"],
+                        "vigil.damaged": "the stored alert document is not valid JSON"}
         return StoredAlert(
             id=row["id"], rule_id=row["rule_id"], rule_name=row["rule_name"],
             group_id=row["group_id"], is_building_block=bool(row["is_building_block"]),
@@ -598,8 +615,11 @@ class SqliteStore:
                 return
             for row in rows:
                 for block in members.get(row["id"], []):
-                    yield block.document
-                yield orjson.loads(row["document"])
+                    if "vigil.damaged" not in block.document:
+                        yield block.document
+                document = self._document(row)
+                if document is not None:
+                    yield document
             last = rows[-1]
             after = (last["original_time"] or "", last["id"])
             if remaining is not None:
@@ -637,6 +657,8 @@ class SqliteStore:
                             unchanged.append(member)
                         continue
                     document = orjson.loads(current["document"])
+                    if not isinstance(document, dict):
+                        raise StoreError(f"alert {member}: its stored document is damaged")
                     document["kibana.alert.workflow_status"] = target
                     document["kibana.alert.workflow_user"] = who
                     document["kibana.alert.workflow_status_updated_at"] = _kibana_time(moment)
