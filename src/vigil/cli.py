@@ -300,6 +300,10 @@ def watch_command(
     exceptions: ExceptionsOption = None,
     webhook: Annotated[str | None, typer.Option(
         "--webhook", help="POST new alerts here (retried; never delays detection).")] = None,
+    webhook_attempts: Annotated[int, typer.Option(
+        "--webhook-attempts", min=1, max=100_000,
+        help="Tries before a notification is dead-lettered (backoff doubles from 2 s to 10 "
+        "min: the default 120 is about 18 hours).")] = 120,
     gap_mode: GapOption = "complete",
     window_on: WindowOption = "@timestamp",
     logon_id: LogonIdOption = "intended",
@@ -321,8 +325,11 @@ def watch_command(
     _require_inputs(paths, "watch")
     if poll != poll:  # NaN passes every range check
         raise typer.BadParameter("not a number", param_hint="--poll")
-    request = _schedule_request(paths, store, rule, exceptions, gap_mode, window_on, logon_id,
-                                index_all, interval, webhook)
+    from dataclasses import replace as dc_replace
+
+    request = dc_replace(_schedule_request(paths, store, rule, exceptions, gap_mode, window_on,
+                                           logon_id, index_all, interval, webhook),
+                         webhook_attempts=webhook_attempts)
     raise typer.Exit(_store_guarded("watch", lambda: run_watch(request, poll, once)))
 
 
@@ -513,6 +520,46 @@ def alerts_export(
                 count = views.export_ndjson(db, filters, handle,
                                             bulk_index=views.ALERTS_INDEX if bulk else None)
     typer.echo(f"exported {count:,} document(s)", err=True)
+
+
+webhook_app = typer.Typer(help="Webhook notifications given up after their attempts.",
+                          no_args_is_help=True)
+alerts_app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("list")
+def webhook_list(store: StoreOption) -> None:
+    """List the dead letters: alerts whose notification was given up, with the last error.
+
+    Example: vigil alerts webhook list --store alerts.db
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    with _open_existing(store) as db:
+        letters = db.list_dead_letters()
+    table = Table(title=f"{len(letters)} dead letter(s)", title_justify="left")
+    for column in ("id", "alert", "attempts", "given up", "last error"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(Text(str(letter.id)), Text(letter.alert_id[:12]),
+                      Text(str(letter.attempts)), Text(terminal_text(letter.dead_at)),
+                      Text(terminal_text(letter.last_error)))
+    Console(highlight=False).print(table)
+
+
+@webhook_app.command("retry")
+def webhook_retry(store: StoreOption, ids: Annotated[list[int] | None, typer.Argument(
+        help="Dead-letter ids (default: all).")] = None) -> None:
+    """Queue dead letters again with a fresh set of attempts; a running (or the next)
+    ``vigil watch --webhook`` sends them.
+
+    Example: vigil alerts webhook retry --store alerts.db
+    """
+    with _open_existing(store) as db:
+        count = db.requeue_dead_letters(ids or None)
+    typer.echo(f"queued {count} notification(s) again", err=True)
 
 
 rules_app = typer.Typer(help="List, show and validate detection rules.", no_args_is_help=True)

@@ -29,6 +29,7 @@ class Receiver:
         self.received: list[dict[str, Any]] = []
         self.keys: list[str] = []
         self.requests = 0
+        self.missing_for = 0  # "missing" answers 404 this many times, then is "up"
         self.slow_started = threading.Event()
         receiver = self
 
@@ -43,8 +44,10 @@ class Receiver:
                     time.sleep(receiver.delay)
                     self._answer(503)
                     return
-                if mode in ("fail", "reject"):
-                    self._answer(500 if mode == "fail" else 400)
+                if mode in ("fail", "reject", "missing"):
+                    self._answer({"fail": 500, "reject": 400, "missing": 404}[mode])
+                    if mode == "missing" and receiver.requests >= receiver.missing_for:
+                        receiver.mode = "up"  # the receiver is back after a redeploy
                     return
                 with receiver.lock:
                     receiver.received.append(json.loads(body))
@@ -221,3 +224,55 @@ def test_payload_and_bad_urls() -> None:
         _wait(lambda: not notifier.running)
         assert isinstance(notifier.error, StoreError)
         assert notifier.stop(1)
+
+
+# Issue 13, items 9 and 22: a 404 is retried (a receiver being redeployed), a notification
+# given up says so on stderr and is listed and requeued by `vigil alerts webhook`, and chat
+# text never renders log content as Markdown or mentions.
+
+
+def test_a_404_is_retried_until_the_receiver_is_back(store: SqliteStore,
+                                                     receiver: Receiver) -> None:
+    receiver.missing_for = 3
+    receiver.listen("missing")
+    notifier = WebhookNotifier(store, receiver.url, backoff_base=0.01, backoff_max=0.05,
+                               use_env_proxy=False)
+    docs = sequence_docs("m")
+    store.insert_alerts(docs, notify=True)
+    assert notifier.drain(timeout=20)
+    assert store.list_dead_letters() == []
+    assert [p["id"] for p in receiver.received] == _shells(docs)
+    assert receiver.requests == 4
+
+
+def test_giving_up_is_said_and_the_cli_lists_and_requeues(db_path: Path, receiver: Receiver,
+                                                          capfd: pytest.CaptureFixture[str],
+                                                          ) -> None:
+    from tests.test_cli import vigil
+
+    receiver.listen("fail")
+    docs = sequence_docs("d")
+    with open_store(db_path) as store:
+        notifier = WebhookNotifier(store, receiver.url, max_attempts=2, backoff_base=0.01,
+                                   backoff_max=0.02, use_env_proxy=False)
+        store.insert_alerts(docs, notify=True)
+        assert notifier.drain(timeout=20)
+    said = capfd.readouterr().err
+    assert f"webhook gave up on alert {_shells(docs)[0][:12]} after 2 attempt(s)" in said
+    listed = vigil("alerts", "webhook", "list", "--store", db_path)
+    assert listed.returncode == 0 and "1 dead letter(s)" in listed.stdout
+    assert _shells(docs)[0][:12] in listed.stdout and "HTTP 500" in listed.stdout
+    retried = vigil("alerts", "webhook", "retry", "--store", db_path)
+    assert retried.returncode == 0 and "queued 1 notification(s) again" in retried.stderr
+    with open_store(db_path) as store:
+        assert store.list_dead_letters() == [] and store.pending_notifications() == 1
+
+
+def test_chat_text_renders_no_log_markdown_or_mentions() -> None:
+    hostile = "@channel ![x](http://evil.example/i.png) [click](http://evil.example) *b*"
+    payload = webhook_payload(single_doc("h", host=hostile, user="`@here`\n@everyone"))
+    text = payload["text"]
+    outside = text.split("`")[0::2]  # the text outside inline code spans
+    assert all("@" not in part and "](" not in part and "*" not in part for part in outside)
+    assert "`@channel ![x](http://evil.example/i.png) [click](http://evil.example) *b*`" in text
+    assert "\n" not in text

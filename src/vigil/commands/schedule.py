@@ -33,6 +33,7 @@ from vigil.rules.model import parse_interval
 from vigil.store import FileBlock, Gap, RuleState, SqliteStore, WebhookNotifier, open_store
 from vigil.store import views as store_views
 from vigil.store.lock import StoreLock
+from vigil.store.webhook import DEFAULT_ATTEMPTS
 
 Event = Mapping[str, Any]
 Excludes = Callable[[Event], bool] | None
@@ -50,6 +51,7 @@ class ScheduleRequest:
     index_all: bool = False
     interval: timedelta | None = None  # override every rule's interval (demos, tests)
     webhook: str | None = None
+    webhook_attempts: int | None = None  # tries before a notification is dead-lettered
 
 
 def _apply_interval(rules: Sequence[Rule], interval: timedelta | None) -> list[Rule]:
@@ -277,7 +279,10 @@ class Watcher:
                     excludes: dict[str, Excludes], options: ReadOptions, stats: ReadStats,
                     timeline: Timeline) -> int:
         store = open_store(self.request.store)
-        notifier = WebhookNotifier(store, self.request.webhook) if self.request.webhook else None
+        notifier = (WebhookNotifier(store, self.request.webhook,
+                                    max_attempts=self.request.webhook_attempts
+                                    or DEFAULT_ATTEMPTS)
+                    if self.request.webhook else None)
         if notifier is not None:
             notifier.start()
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import random
+import sys
 import threading
 import time
 import urllib.error
@@ -30,14 +31,27 @@ import orjson
 from vigil import __version__
 from vigil.store.model import AlertStore, Delivery, StoreError, alert_summary, field_text
 
-# 4xx answers that may succeed later; any other 4xx is the request's fault: no retry.
-_RETRYABLE_4XX = frozenset({408, 425, 429})
+# Answers that say the request itself is wrong (sending it again cannot help): given up at
+# once. Every other failure is retried: a 404 or 403 is often a receiver being redeployed or
+# a token being rotated, a 5xx or a refused connection an outage.
+_PERMANENT = frozenset({400, 405, 411, 413, 414, 415, 422})
+# Attempts before giving up: with the backoff capped at 10 minutes, about 18 hours.
+DEFAULT_ATTEMPTS = 120
 _MAX_BODY_READ = 64 * 1024
 
 
 def _slack_escape(text: str) -> str:
     # Slack-style receivers read <...> as links and mentions: log text must not make any.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _chat_value(value: object) -> str:
+    """A value from the logs as chat text can hold it: an inline code span, in which no
+    receiver renders Markdown (``![x](http://...)`` images, ``[x](...)`` links, ``*bold*``)
+    or expands mentions (``@channel``, ``@here``, ``@everyone``); backticks and line breaks
+    that would end the span are replaced."""
+    text = str(value).replace("`", "'").replace("\r", " ").replace("\n", " ")
+    return f"`{text}`"
 
 
 def webhook_payload(document: Mapping[str, Any], report_link: str = "report.html") -> dict[str, Any]:
@@ -49,12 +63,12 @@ def webhook_payload(document: Mapping[str, Any], report_link: str = "report.html
     link = f"{report_link}#alert-{alert_id}"
     rule_name = field_text(document.get("kibana.alert.rule.name")) or ""
     severity = field_text(document.get("kibana.alert.severity")) or ""
-    where = [f"on {summary['host']}"] if summary.get("host") else []
+    where = [f"on {_chat_value(summary['host'])}"] if summary.get("host") else []
     if summary.get("user"):
-        where.append(f"user {summary['user']}")
+        where.append(f"user {_chat_value(summary['user'])}")
     if summary.get("source_ip"):
-        where.append(f"from {summary['source_ip']}")
-    text = f"[{severity}] {rule_name}"
+        where.append(f"from {_chat_value(summary['source_ip'])}")
+    text = f"[{severity}] {_chat_value(rule_name)}"
     if where:
         text += " " + ", ".join(where)
     return {
@@ -92,7 +106,8 @@ class WebhookNotifier:
     """
 
     def __init__(self, store: AlertStore, url: str, *, timeout: float = 10.0,
-                 max_attempts: int = 8, backoff_base: float = 2.0, backoff_max: float = 600.0,
+                 max_attempts: int = DEFAULT_ATTEMPTS, backoff_base: float = 2.0,
+                 backoff_max: float = 600.0,
                  report_link: str = "report.html", headers: Mapping[str, str] | None = None,
                  use_env_proxy: bool = True, poll_interval: float = 1.0,
                  seed: int | None = None) -> None:
@@ -261,7 +276,7 @@ class WebhookNotifier:
             status = failure.code
             error = f"HTTP {failure.code} {failure.reason}"
             retry_after = _retry_after(failure.headers.get("Retry-After"))
-            permanent = 300 <= status < 500 and status not in _RETRYABLE_4XX
+            permanent = status in _PERMANENT
             failure.close()
         except (OSError, http.client.HTTPException, ValueError) as failure:
             reason = failure.reason if isinstance(failure, urllib.error.URLError) else failure
@@ -270,6 +285,12 @@ class WebhookNotifier:
         give_up = permanent or attempt >= self.max_attempts
         store.record_failure(delivery.id, error[:500], status,
                              retry_at=None if give_up else self._retry_at(attempt, retry_after))
+        if give_up:
+            # Never silent: the operator learns at once, and `vigil alerts webhook retry`
+            # queues it again.
+            print(f"vigil: webhook gave up on alert {delivery.alert_id[:12]} after {attempt} "
+                  f"attempt(s): {error[:200]} (see: vigil alerts webhook list)",
+                  file=sys.stderr, flush=True)
 
 
 def _retry_after(value: str | None) -> float | None:
