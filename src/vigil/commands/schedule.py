@@ -158,6 +158,9 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
 # ------------------------------------------------------------------ watch
 
 
+_MARK = 256  # bytes compared to tell a file rewritten in place from one that grew
+
+
 @dataclass(slots=True)
 class _Tail:
     """A growing NDJSON file: what was read so far, by inode, offset and line number. Each
@@ -171,6 +174,7 @@ class _Tail:
     offset: int = 0
     line: int = 0
     partial: bytes = b""
+    mark: bytes = b""  # the last bytes before ``offset``, as read: a rewrite changes them
 
     def _resume(self, inode: int) -> None:
         self.inode, self.offset, self.line, self.partial = inode, 0, 0, b""
@@ -182,6 +186,18 @@ class _Tail:
                 self.offset, self.line = block.start_offset, block.first_line - 1
                 return
 
+    def _same_start(self) -> bool:
+        """Do the bytes before ``offset`` still read as they did? (True when nothing is
+        known to compare: the first read, or after a restart.)"""
+        if not self.mark or self.offset < len(self.mark):
+            return True
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset - len(self.mark))
+                return handle.read(len(self.mark)) == self.mark
+        except OSError:
+            return True
+
     def read_new(self, stats: ReadStats, options: ReadOptions) -> list[dict[str, Any]]:
         try:
             info = self.path.stat()
@@ -189,14 +205,17 @@ class _Tail:
             return []
         if self.inode == -1:
             self._resume(info.st_ino)
-        if info.st_ino != self.inode or info.st_size < self.offset:
-            # Rotated or truncated: a new file under the same name, read from the start.
+        if info.st_ino != self.inode or info.st_size < self.offset or not self._same_start():
+            # Rotated, truncated, or truncated and refilled past the old end between two
+            # polls (copytruncate): a new file under the same name, read from the start.
             self.inode, self.offset, self.line, self.partial = info.st_ino, 0, 0, b""
+            self.mark = b""
         if info.st_size == self.offset:
             return []
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
             data = handle.read(info.st_size - self.offset)
+        self.mark = (self.mark + data)[-_MARK:]
         block_start = self.offset - len(self.partial)
         self.offset += len(data)
         data = self.partial + data
