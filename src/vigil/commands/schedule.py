@@ -108,6 +108,57 @@ def _prepare_store(store: SqliteStore, rules: Sequence[Rule]) -> None:
 # ------------------------------------------------------------------ replay
 
 
+def _quiet(execution: Execution) -> bool:
+    """A run that found nothing: no event in its windows, no alert, no gap, succeeded."""
+    return (execution.events_read == 0 and not execution.alerts
+            and execution.status == "succeeded" and not execution.plan.gap)
+
+
+@dataclass(slots=True)
+class _QuietStretch:
+    """Consecutive runs with nothing in their windows, recorded as one execution: its
+    window spans theirs, its message says how many runs it stands for, and the rule's
+    state moves to the last of them. So a replay over years of sparse data writes one row
+    per stretch, not one per run (and its cost grows with the runs that see events)."""
+
+    store: SqliteStore
+    rule: Rule
+    first: datetime | None = None
+    last: datetime | None = None
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    count: int = 0
+
+    def add_execution(self, execution: Execution) -> None:
+        self._extend(execution.started_at, execution.plan.windows[0].start,
+                     execution.plan.windows[-1].end)
+
+    def add(self, started: datetime, rule: Rule) -> None:
+        """A run not executed: its window is the rule's from..to around it (a run right
+        after another, so no catch-up window)."""
+        self._extend(started, started + rule.from_math.offset, started + rule.to_math.offset)
+
+    def _extend(self, started: datetime, window_from: datetime, window_to: datetime) -> None:
+        if self.count == 0:
+            self.first, self.window_from = started, window_from
+        self.last, self.window_to = started, window_to
+        self.count += 1
+
+    def flush(self) -> None:
+        if self.count == 0:
+            return
+        assert self.last is not None and self.window_from is not None
+        assert self.window_to is not None and self.first is not None
+        execution_id = self.store.record_execution_start(self.rule.rule_id, self.last,
+                                                         self.window_from, self.window_to)
+        message = ("Rule execution completed successfully" if self.count == 1 else
+                   f"{self.count:,} runs from {self.first.isoformat()} to "
+                   f"{self.last.isoformat()} found no event in their windows")
+        self.store.complete_execution(execution_id, "succeeded", message, documents=[],
+                                      events_read=0, gap=None, notify=False)
+        self.count = 0
+
+
 def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                down: Sequence[tuple[datetime, datetime]] = ()) -> int:
     """Simulate the schedule from ``start`` to ``end`` over historical data."""
@@ -121,26 +172,46 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     new_alerts = 0
     runs: list[tuple[datetime, RunPlan]] = []
     not_ok: list[Execution] = []
+    executions = 0
     with StoreLock(request.store, "replay"), open_store(request.store,
                                                         synchronous="normal") as store:
         _prepare_store(store, rules)
         for rule in rules:
             previous: datetime | None = None
+            quiet = _QuietStretch(store, rule)
+            # Runs whose windows end before this time (ns) see no event: not executed (the
+            # previous run, with nothing in its windows, had the same view of the data).
+            skip_until: int | None = None
             for started in schedule(start, end, rule.interval_delta):
                 if any(lo <= started <= hi for lo, hi in down):
+                    quiet.flush()
+                    skip_until = None
                     continue  # the scheduler was down: no run started
+                executions += 1
+                if skip_until is not None and to_ns(started + rule.to_math.offset) < skip_until:
+                    quiet.add(started, rule)
+                    previous = started
+                    continue
                 execution = execute(rule, timeline, started, previous,
                                     gap_mode=request.gap_mode, window_on=request.window_on,
                                     index_all=request.index_all,
                                     excludes=excludes[rule.rule_id])
-                new_alerts += len(_store_execution(store, execution, notify=False))
-                runs.append((started, execution.plan))
-                if execution.status != "succeeded":
-                    not_ok.append(execution)
+                if _quiet(execution) and request.window_on == "@timestamp":
+                    quiet.add_execution(execution)
+                    following = timeline.next_time_after(to_ns(execution.plan.windows[-1].end))
+                    skip_until = (1 << 63) if following is None else following
+                else:
+                    quiet.flush()
+                    skip_until = None
+                    new_alerts += len(_store_execution(store, execution, notify=False))
+                    runs.append((started, execution.plan))
+                    if execution.status != "succeeded":
+                        not_ok.append(execution)
                 previous = started
+            quiet.flush()
     late = late_events(timeline, runs) if request.window_on == "@timestamp" else []
     seconds = time.perf_counter() - began
-    err.print(f"replayed {len(runs):,} execution(s) of {len(rules)} rule(s) from "
+    err.print(f"replayed {executions:,} execution(s) of {len(rules)} rule(s) from "
               f"{start.isoformat()} to {end.isoformat()} over {stats.events:,} events "
               f"in {seconds:.1f} s: {new_alerts:,} new alert document(s)", markup=False)
     for bad in stats.bad_records[:10]:

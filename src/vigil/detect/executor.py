@@ -15,6 +15,7 @@ events that arrived since the previous run, so a late event meets the events it 
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,11 @@ class Timeline:
         low = bisect.bisect_left(self._arrival_keys, start_ns)
         high = bisect.bisect_right(self._arrival_keys, end_ns)
         return self._by_arrival[low:high]
+
+    def next_time_after(self, ns: int) -> int | None:
+        """The first event time after ``ns`` (None when there is none)."""
+        at = bisect.bisect_right(self.times, ns)
+        return self.times[at] if at < len(self.times) else None
 
     def between(self, start_ns: int, end_ns: int) -> range:
         """Positions of events with start <= @timestamp <= end."""
@@ -213,12 +219,23 @@ def _window_entries(timeline: Timeline, window: Window, run_ns: int, selector: I
 
 def late_events(timeline: Timeline, runs: Sequence[tuple[datetime, RunPlan]]) -> list[int]:
     """Positions of events that no run saw: every window covering their @timestamp ran
-    before they arrived."""
-    windows = [(to_ns(w.start), to_ns(w.end), to_ns(started))
-               for started, plan in runs for w in plan.windows]
-    late = []
-    for i, (ts, arrival) in enumerate(zip(timeline.times, timeline.arrivals, strict=True)):
-        covering = [run for start, end, run in windows if start <= ts <= end]
-        if covering and all(run < arrival for run in covering):
+    before they arrived. One sweep over events and windows in time order (the latest run
+    among the windows covering an event decides), so the cost grows with events + windows,
+    not their product."""
+    windows = sorted((to_ns(w.start), to_ns(w.end), to_ns(started))
+                     for started, plan in runs for w in plan.windows)
+    late: list[int] = []
+    open_runs: list[tuple[int, int]] = []  # heap of (-run, end): the latest run on top
+    at = 0
+    for i in sorted(range(len(timeline.times)), key=timeline.times.__getitem__):
+        ts, arrival = timeline.times[i], timeline.arrivals[i]
+        while at < len(windows) and windows[at][0] <= ts:
+            heapq.heappush(open_runs, (-windows[at][2], windows[at][1]))
+            at += 1
+        while open_runs and open_runs[0][1] < ts:
+            heapq.heappop(open_runs)  # the latest run's window ended before ts: not covering
+        # Windows below the top that ended before ts do not cover it either; the top is the
+        # latest run among those that still may: if it covers ts, it is the latest covering.
+        if open_runs and -open_runs[0][0] < arrival:
             late.append(i)
-    return late
+    return sorted(late)

@@ -1,0 +1,71 @@
+"""replay's cost grows with events and the runs that see them, not with every scheduled run
+(issue 13, item 16): consecutive runs with nothing in their windows are one execution row
+(its message counts them) and are not executed one by one; the late-event check is one
+sweep. Alerts are the same as a replay over a short range."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.test_cli import EXAMPLES, vigil
+from vigil.detect.executor import Timeline, late_events, to_ns
+from vigil.detect.schedule import RunPlan, Window
+
+
+def _alert_ids(store: Path) -> set[str]:
+    with sqlite3.connect(store) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM alerts")}
+
+
+def test_years_of_schedule_over_sparse_data(tmp_path: Path) -> None:
+    short, long = tmp_path / "short.db", tmp_path / "long.db"
+    assert vigil("replay", EXAMPLES, "--store", short, "--from", "2024-05-01T07:00Z",
+                 "--to", "2024-05-01T10:00Z").returncode == 0
+    began = time.monotonic()
+    result = vigil("replay", EXAMPLES, "--store", long, "--from", "2022-01-01T00:00Z",
+                   "--to", "2026-01-01T00:00Z")
+    seconds = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    # Four years of 5-minute runs, both ends included.
+    assert "420,769 execution(s)" in result.stderr
+    assert _alert_ids(long) == _alert_ids(short) and len(_alert_ids(short)) == 9  # 3 x 3 docs
+    with sqlite3.connect(long) as conn:
+        rows = conn.execute("SELECT count(*) FROM executions").fetchone()[0]
+        quiet = conn.execute("SELECT message FROM executions WHERE message LIKE "
+                             "'%found no event in their windows' ORDER BY id").fetchall()
+    assert rows < 100, rows  # one row per quiet stretch, not one per run
+    # The first stretch: from 2022-01-01 to the example's events of 2024-05-01.
+    assert quiet and int(quiet[0][0].split()[0].replace(",", "")) > 200_000
+    assert seconds < 120  # not the hours it took to execute and store every run
+
+
+def test_late_events_sweep_equals_the_definition() -> None:
+    rng = random.Random(7)
+    base = datetime(2024, 5, 1, tzinfo=UTC)
+    events = []
+    for n in range(400):
+        ts = base + timedelta(seconds=rng.randint(0, 7200))
+        ingested = ts + timedelta(seconds=rng.choice([0, 10, 400, 900, 3000]))
+        events.append({"@timestamp": ts.isoformat().replace("+00:00", "Z"),
+                       "event": {"ingested": ingested.isoformat().replace("+00:00", "Z")},
+                       "n": n})
+    timeline = Timeline.of(events)
+    runs = []
+    for k in range(0, 26):
+        started = base + timedelta(minutes=5 * k)
+        if k % 7 == 3:
+            continue  # a missed run: some events are covered by fewer windows
+        runs.append((started, RunPlan((Window(started - timedelta(minutes=9), started),),
+                                      timedelta(0), None)))
+    expected = []
+    for i, (ts, arrival) in enumerate(zip(timeline.times, timeline.arrivals, strict=True)):
+        covering = [to_ns(s) for s, plan in runs for w in plan.windows
+                    if to_ns(w.start) <= ts <= to_ns(w.end)]
+        if covering and all(run < arrival for run in covering):
+            expected.append(i)
+    assert late_events(timeline, runs) == expected
+    assert 0 < len(expected) < len(events)
