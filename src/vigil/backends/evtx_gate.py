@@ -102,7 +102,7 @@ MISSING: Any = _Missing()  # a known field that the mapping leaves out
 Tri = bool | None  # True, False, or unknown
 
 # EventData names the security pipeline reads, with two different values each.
-_DATA_NAMES = (
+_DATA_NAMES: tuple[str, ...] = (
     "LogonType", "NewUacValue", "UserAccountControl", "TicketOptions", "TicketEncryptionType",
     "Status", "SubStatus", "ServiceName", "ServiceType", "ServiceFileName", "FailureReason",
     "AccountName", "AccountDomain", "ClientAddress", "ClientName", "LogonID", "TargetUserSid",
@@ -113,7 +113,11 @@ _DATA_NAMES = (
     "ParentProcessName", "CommandLine", "PrivilegeList", "OldTargetUserName",
     "NewTargetUserName", "RelativeTargetName", "ShareLocalPath", "ShareName", "TaskName",
     "EventID", "Channel", "Category", "Action",
-    # The Sysmon, PowerShell, AppLocker and Defender pipelines (vigil.events.pipelines).
+)
+# The names the other pipelines read (vigil.events.pipelines): Sysmon, PowerShell, AppLocker,
+# Defender. Probes of the Security class carry only the security pipeline's names above (it
+# reads no others: cheaper probes, the same verdicts); every other class carries all.
+_OTHER_NAMES = (
     "UtcTime", "RuleName", "ProcessGuid", "Image", "ParentImage", "ParentCommandLine",
     "ParentProcessGuid", "ParentProcessId", "CurrentDirectory", "OriginalFileName", "Hashes",
     "Hash", "TargetFilename", "ImageLoaded", "Signed", "Signature", "SignatureStatus",
@@ -127,6 +131,8 @@ _DATA_NAMES = (
     "ScriptBlockText", "ScriptBlockId", "ScriptName", "Path", "SequenceNumber",
     "NewEngineState", "PreviousEngineState", "ProviderName", "MessageNumber", "MessageTotal",
 )
+_SECURITY_NAMES: tuple[str, ...] = _DATA_NAMES
+_DATA_NAMES = (*_SECURITY_NAMES, *_OTHER_NAMES)
 _DATA_A = {name: "3" for name in _DATA_NAMES} | {
     "IpAddress": "10.0.0.1", "ClientAddress": "LOCAL", "NewUacValue": "0x15",
     "TicketOptions": "0x40810010", "ServiceType": "0x10", "Protocol": "6",
@@ -151,6 +157,7 @@ def _probes(channel_class: tuple[str, str], provider: str, event_id: int,
     ``task`` (None: no task), all have that task, else the task differs too."""
     first, second = channel_class
     keep = dict(fixed or {})
+    rest_a, rest_b = _rest_for(first, second)
     tasks = (None, 0, 12544) if task == ANY_TASK else (task, task, task)
     # Fresh dicts each time: the mapping may consume the records it is given.
     yield WinEvent("2000-01-01T00:00:00.000Z", event_id, provider, first, "", task=tasks[0],
@@ -160,17 +167,27 @@ def _probes(channel_class: tuple[str, str], provider: str, event_id: int,
                    opcode=0,
                    keywords=AUDIT_SUCCESS | 0x80000000000000, activity_id="{1}",
                    process_id=4, thread_id=8, user_sid="S-1-5-18",
-                   event_data=_DATA_A_REST | keep,
+                   event_data=rest_a | keep,
                    user_data={"xml_name": "LogFileCleared", "SubjectUserName": "u",
                               "SubjectLogonId": "0x1"})
     yield WinEvent("2024-06-01T12:00:00.456Z", event_id, provider, first, "probe-b",
                    record_id=2, version=2, level=2, task=tasks[2], opcode=1,
-                   keywords=AUDIT_FAILURE, event_data=_DATA_B_REST | keep)
+                   keywords=AUDIT_FAILURE, event_data=rest_b | keep)
 
 
 # The probes' EventData without DATA_KEYS (``fixed`` supplies those, or nothing does).
 _DATA_A_REST = {k: v for k, v in _DATA_A.items() if k not in DATA_KEYS}
 _DATA_B_REST = {k: v for k, v in _DATA_B.items() if k not in DATA_KEYS}
+_SECURITY_A = {k: v for k, v in _DATA_A_REST.items() if k in _SECURITY_NAMES}
+_SECURITY_B = {k: v for k, v in _DATA_B_REST.items() if k in _SECURITY_NAMES}
+
+
+def _rest_for(first: str, second: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The probes' EventData for a class: only the names the security pipeline reads where
+    both spellings route to it (its steps read nothing else), every name otherwise."""
+    if dataset_for(first) == dataset_for(second) == "system.security":
+        return _SECURITY_A, _SECURITY_B
+    return _DATA_A_REST, _DATA_B_REST
 
 
 def _path_tree(paths: Iterable[str]) -> dict[str, Any]:

@@ -494,7 +494,8 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                     checked = _checked(record)
                     if not isinstance(checked, str):
                         event, system, time_created, event_id = checked
-                        if date_problem("TimeCreated", time_created) is None and \
+                        if ("1678" <= time_created[:4] <= "2261"
+                                or date_problem("TimeCreated", time_created) is None) and \
                                 not event_gate(str(system.get("Channel") or ""),
                                                provider_of(system), event_id,
                                                event.get("EventData"),
@@ -504,7 +505,9 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                 parsed = winevent_of(record)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 parsed = f"undecodable record ({type(exc).__name__})"
-            if not isinstance(parsed, str):
+            if not isinstance(parsed, str) and not "1678" <= parsed.time_created[:4] <= "2261":
+                # The crate writes the FILETIME as ISO text (a real day and time): only the
+                # year can be outside the engine's range, checked cheaply first.
                 problem = date_problem("TimeCreated", parsed.time_created)
                 if problem is not None:
                     parsed = problem

@@ -235,7 +235,7 @@ def base_document(event: WinEvent) -> dict[str, Any]:
     if level:
         document["log"] = {"level": level.lower()}
         winlog["level"] = level.lower()
-    winlog["time_created"] = event.time_created
+    winlog["time_created"] = document["@timestamp"]  # one object: see time_and_level
     if event.message:
         document["message"] = (event.message.replace("\r\n", "\n") if "\r" in event.message
                                else event.message)

@@ -278,12 +278,22 @@ def split_user(doc: Doc, value: Any) -> None:
         sub(doc, "user")["name"] = name
 
 
+_EMPTY_OR_NONE = EMPTY_VALUES | {None}
+
+
 def drop_empty_data(winlog: Doc, empty: frozenset[str] = EMPTY_VALUES) -> None:
     """Remove empty values from winlog.event_data (the pipelines' first script)."""
     data = winlog.get("event_data")
-    if isinstance(data, dict):
-        for key in [k for k, v in data.items() if v is None or (isinstance(v, str) and v in empty)]:
-            del data[key]
+    if not isinstance(data, dict):
+        return
+    try:  # the common case, every value a string and none empty: one set operation
+        if (_EMPTY_OR_NONE if empty is EMPTY_VALUES else empty | {None}).isdisjoint(
+                data.values()):
+            return
+    except TypeError:  # an unhashable value (a list, an object): the loop below
+        pass
+    for key in [k for k, v in data.items() if v is None or (isinstance(v, str) and v in empty)]:
+        del data[key]
 
 
 def finish_event_data(winlog: Doc) -> None:
@@ -322,7 +332,12 @@ def time_and_level(doc: Doc, winlog: Doc, *, keep: bool) -> None:
     """The ``date`` of winlog.time_created into @timestamp and log.level from winlog.level
     (a ``rename`` when ``keep`` is false: the pipeline then drops both winlog fields)."""
     created = winlog.get("time_created")
-    if isinstance(created, str) and created and (moment := es_date(created)) is not None:
+    if isinstance(created, str) and created and doc.get("@timestamp") is not created and (
+            moment := es_date(created)) is not None:
+        # (``is``: in vigil's own winlog documents, base_document puts the record's time in
+        # both fields, one object: its 100 ns precision stays, where Elasticsearch keeps
+        # milliseconds; README "Every Windows channel". Documents read from JSON hold two
+        # objects and get the date processor's output.)
         doc["@timestamp"] = moment
     level = winlog.get("level")
     if isinstance(level, str) and level:
