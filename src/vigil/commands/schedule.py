@@ -230,6 +230,8 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
 
 
 _MARK = 256  # bytes compared to tell a file rewritten in place from one that grew
+_READ_PIECE = 8 << 20  # bytes of a backlog read at a time
+_BATCH_EVENTS = 20_000  # events of a whole-file input (EVTX) added at a time
 
 
 @dataclass(slots=True)
@@ -246,6 +248,7 @@ class _Tail:
     line: int = 0
     partial: bytes = b""
     mark: bytes = b""  # the last bytes before ``offset``, as read: a rewrite changes them
+    behind: bool = False  # the last read stopped at its limit: more is waiting
 
     def _resume(self, inode: int) -> None:
         self.inode, self.offset, self.line, self.partial = inode, 0, 0, b""
@@ -269,7 +272,11 @@ class _Tail:
         except OSError:
             return True
 
-    def read_new(self, stats: ReadStats, options: ReadOptions) -> list[dict[str, Any]]:
+    def read_new(self, stats: ReadStats, options: ReadOptions,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+        """The events of what the file gained since the last read (at most ``limit`` bytes
+        of it; ``behind`` then says whether more is waiting)."""
+        self.behind = False
         try:
             info = self.path.stat()
         except OSError:
@@ -283,9 +290,12 @@ class _Tail:
             self.mark = b""
         if info.st_size == self.offset:
             return []
+        size = info.st_size - self.offset
+        if limit is not None and size > limit:
+            size, self.behind = limit, True
         with self.path.open("rb") as handle:
             handle.seek(self.offset)
-            data = handle.read(info.st_size - self.offset)
+            data = handle.read(size)
         self.mark = (self.mark + data)[-_MARK:]
         block_start = self.offset - len(self.partial)
         self.offset += len(data)
@@ -326,18 +336,37 @@ class Watcher:
         self.stop_requested = True
 
     def refresh(self, store: SqliteStore, timeline: Timeline, stats: ReadStats,
-                options: ReadOptions, needed_from: int | None) -> list[dict[str, Any]]:
-        """Read what is new in the watched files and folders; returns the new events. They
-        arrive at this second: the runs start on whole seconds (``_maybe_run``), so a run of
-        this pass sees what this pass read."""
+                options: ReadOptions, needed_from: int | None,
+                rules: Sequence[Rule] = ()) -> list[int]:
+        """Read what is new in the watched files and folders into ``timeline``; returns the
+        new events' times. They arrive at this second: the runs start on whole seconds
+        (``_maybe_run``), so a run of this pass sees what this pass read. A backlog is read
+        in bounded pieces, and after each piece the events no window still to run can reach
+        are dropped: memory stays bounded by what the rules can still need, not by the
+        backlog (issue 13, item 16)."""
         now = to_ns(datetime.now(UTC).replace(microsecond=0))
-        fresh: list[dict[str, Any]] = []
+        times: list[int] = []
+        batch: list[dict[str, Any]] = []
+
+        def settle() -> None:
+            timeline.add(batch, arrived_at=now)
+            times.extend(t for t in (to_date_ns(e.get("@timestamp")) for e in batch)
+                         if t is not None)
+            batch.clear()
+            keep_from = self._keep_from(store, rules, now)
+            if keep_from is not None:
+                timeline.forget_before(keep_from)
+
         for path in iter_input_files(self.request.paths):
             if path.name.lower().endswith(_TAILABLE):
                 tail = self.tails.get(path)
                 if tail is None:
                     tail = self.tails[path] = _Tail(path, store, needed_from)
-                fresh.extend(tail.read_new(stats, options))
+                while True:
+                    batch.extend(tail.read_new(stats, options, limit=_READ_PIECE))
+                    settle()
+                    if not tail.behind:
+                        break
                 continue
             mtime = path.stat().st_mtime
             if self.whole.get(path) == mtime:
@@ -349,9 +378,30 @@ class Watcher:
                 key = event_id(event)
                 if key not in self.seen_ids:  # an EVTX re-read after it grew
                     self.seen_ids.add(key)
-                    fresh.append(event)
-        timeline.add(fresh, arrived_at=now)
-        return fresh
+                    batch.append(event)
+                    if len(batch) >= _BATCH_EVENTS:
+                        settle()
+        settle()
+        return times
+
+    def _keep_from(self, store: SqliteStore, rules: Sequence[Rule], now: int) -> int | None:
+        """The earliest event time (ns) a window still to run can reach, or None (keep all):
+        from each rule's previous run (``_searched_from``), or, for a rule that never ran,
+        from the window of its first run at ``now`` (a run of a rule without a previous one
+        searches its from..to and nothing older). With ``--window-on event.ingested`` runs
+        search by arrival, which for what is read now is now: nothing is dropped."""
+        if not rules or self.request.window_on != "@timestamp":
+            return None
+        oldest: int | None = None
+        for rule in rules:
+            state = store.get_rule_state(rule.rule_id)
+            if state is not None and state.last_scheduled_start is not None:
+                need = to_ns(state.last_scheduled_start - rule.look_back - rule.interval_delta)
+            else:
+                need = now + int(rule.from_math.offset.total_seconds() * 1e9) - int(
+                    rule.interval_delta.total_seconds() * 1e9)
+            oldest = need if oldest is None else min(oldest, need)
+        return oldest
 
     def run(self, once: bool = False) -> int:
         err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -382,7 +432,7 @@ class Watcher:
             first_pass = True
             while not self.stop_requested:
                 searched_from = self._searched_from(store, rules)
-                fresh = self.refresh(store, timeline, stats, options, searched_from)
+                fresh = self.refresh(store, timeline, stats, options, searched_from, rules)
                 if not first_pass and searched_from is not None:
                     self._report_late(fresh, searched_from, err)
                 first_pass = False
@@ -437,9 +487,8 @@ class Watcher:
             oldest = need if oldest is None else min(oldest, need)
         return None if oldest is None else to_ns(oldest)
 
-    def _report_late(self, fresh: Sequence[Event], searched_from: int, err: Console) -> None:
-        late = sum(1 for e in fresh
-                   if (ts := to_date_ns(e.get("@timestamp"))) is not None and ts < searched_from)
+    def _report_late(self, fresh: Sequence[int], searched_from: int, err: Console) -> None:
+        late = sum(1 for ts in fresh if ts < searched_from)
         if late and self.request.window_on == "@timestamp":
             err.print(f"{late:,} late event(s): older than every window still to run, so no "
                       "rule will see them (Elastic would not either); --window-on "
