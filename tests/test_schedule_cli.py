@@ -58,7 +58,7 @@ def test_replay_fills_a_planted_outage_that_elastic_reports_as_a_gap(tmp_path: P
         failed = store.list_executions(status="failed")
     assert len(failed) == 1 and failed[0].gap is not None
     again = vigil("replay", logs, "--store", tmp_path / "complete.db", *window)
-    assert "0 new alert document(s)" in again.stderr
+    assert "0 new alert(s)" in again.stderr
 
 
 def _append_pairs(path: Path, count: int, stop: threading.Event,

@@ -166,8 +166,17 @@ def detect_command(
     engine: Annotated[str, typer.Option(
         "--engine", help="auto|fast|reference: fast skips lines no rule can match (same "
         "alerts); reference parses and checks every line.")] = "auto",
+    min_severity: Annotated[str | None, typer.Option(
+        "--min-severity", help="Only alerts of this severity or above: low, medium, high, "
+        "critical.")] = None,
+    fail_on_alert: Annotated[bool, typer.Option(
+        "--fail-on-alert", help="Exit 1 when an alert is raised (for scripts and CI).")
+    ] = False,
 ) -> None:
     """Run detection rules over logs and print the alerts Elastic Security would raise.
+
+    Exit codes: 0 done (whether or not there are alerts), 1 alerts raised with
+    --fail-on-alert, 2 usage or rule errors.
 
     Example: vigil detect evidence/ --format ndjson --output alerts.ndjson
     """
@@ -178,11 +187,15 @@ def detect_command(
         raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     _writable(output, "--output")
     _in_order(_parse_time(start, "--from"), _parse_time(end, "--to"))
+    if min_severity is not None and min_severity not in ("low", "medium", "high", "critical"):
+        raise typer.BadParameter("use low, medium, high or critical",
+                                 param_hint="--min-severity")
     request = DetectRequest(
         paths=paths, rules=rule or (), exceptions=exceptions, output_format=output_format,
         output=output, logon_id="elastic" if logon_id == "elastic" else "intended",
         max_signals=max_signals, start=_parse_time(start, "--from"),
         end=_parse_time(end, "--to"), index_all=index_all, explain=explain, engine=engine,
+        min_severity=min_severity, fail_on_alert=fail_on_alert,
     )
     raise typer.Exit(run_detect(request))
 

@@ -69,3 +69,24 @@ def test_late_events_sweep_equals_the_definition() -> None:
             expected.append(i)
     assert late_events(timeline, runs) == expected
     assert 0 < len(expected) < len(events)
+
+
+def test_replay_counts_alerts_not_documents(tmp_path: Path) -> None:
+    """Issue 14: three sequence alerts are 3 alerts (9 documents with their building blocks)."""
+    result = vigil("replay", EXAMPLES, "--store", tmp_path / "a.db", "--from",
+                   "2024-05-01T07:00Z", "--to", "2024-05-01T10:00Z")
+    assert result.returncode == 0 and ": 3 new alert(s)" in result.stderr, result.stderr
+
+
+def test_alerts_show_json_is_one_json_document(tmp_path: Path) -> None:
+    import json
+
+    store = tmp_path / "a.db"
+    vigil("replay", EXAMPLES, "--store", store, "--from", "2024-05-01T07:00Z",
+          "--to", "2024-05-01T10:00Z")
+    with sqlite3.connect(store) as conn:
+        shell = conn.execute("SELECT id FROM alerts WHERE id = group_id LIMIT 1").fetchone()[0]
+    shown = vigil("alerts", "show", "--store", store, "--json", shell)
+    assert shown.returncode == 0, shown.stderr
+    documents = json.loads(shown.stdout)
+    assert [d["kibana.alert.uuid"] for d in documents][-1] == shell and len(documents) == 3

@@ -29,6 +29,10 @@ class _Stderr:
 
 
 FORMATS = ("table", "ndjson", "csv", "html")
+SEVERITY_ORDER = ("low", "medium", "high", "critical")
+# Exit codes of vigil detect (README "Exit codes"): 0 done (alerts or not, unless
+# --fail-on-alert), 1 alerts raised with --fail-on-alert, 2 usage or rule errors.
+EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
 ENGINES = ("auto", "fast", "reference")
 SHOWN_BAD_RECORDS = 20
 
@@ -47,6 +51,8 @@ class DetectRequest:
     index_all: bool = False
     explain: bool = False
     engine: str = "auto"  # auto | fast | reference (see vigil.backends.fast)
+    min_severity: str | None = None  # only alerts at or above (low < medium < high < critical)
+    fail_on_alert: bool = False  # exit 1 when an alert (at or above min_severity) is raised
 
 
 def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[RuleError]]:
@@ -131,9 +137,25 @@ def run_detect(request: DetectRequest) -> int:
         if fast.lines_skipped:
             notes = [*notes, f"{fast.lines_skipped:,} line(s) no rule can match were skipped "
                      "unparsed (--engine reference reads and checks every line)"]
+    if request.min_severity is not None:
+        result = _at_least(result, request.min_severity)
     _write(result, request, stats)
     _summary(result, stats, notes, time.perf_counter() - started, err)
-    return 2 if rule_errors else 0
+    if rule_errors:
+        return EXIT_USAGE
+    return EXIT_ALERTS if request.fail_on_alert and result.alerts else EXIT_OK
+
+
+def _at_least(result: DetectResult, severity: str) -> DetectResult:
+    """The result with only the alerts of ``severity`` or above (their rule's outcome keeps
+    its counts)."""
+    from dataclasses import replace
+
+    floor = SEVERITY_ORDER.index(severity)
+    outcomes = [replace(o, alerts=[a for a in o.alerts if SEVERITY_ORDER.index(
+        str(a.document.get("kibana.alert.severity", "low"))) >= floor])
+        for o in result.outcomes]
+    return replace(result, outcomes=outcomes)
 
 
 def _write(result: DetectResult, request: DetectRequest, stats: ReadStats) -> None:

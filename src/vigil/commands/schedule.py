@@ -203,7 +203,9 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                 else:
                     quiet.flush()
                     skip_until = None
-                    new_alerts += len(_store_execution(store, execution, notify=False))
+                    created = set(_store_execution(store, execution, notify=False))
+                    # Alerts, not documents: a sequence is one alert (its shell).
+                    new_alerts += sum(1 for alert in execution.alerts if alert.id in created)
                     runs.append((started, execution.plan))
                     if execution.status != "succeeded":
                         not_ok.append(execution)
@@ -213,7 +215,7 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     seconds = time.perf_counter() - began
     err.print(f"replayed {executions:,} execution(s) of {len(rules)} rule(s) from "
               f"{start.isoformat()} to {end.isoformat()} over {stats.events:,} events "
-              f"in {seconds:.1f} s: {new_alerts:,} new alert document(s)", markup=False)
+              f"in {seconds:.1f} s: {new_alerts:,} new alert(s)", markup=False)
     for bad in stats.bad_records[:10]:
         err.print(f"  {terminal_text(str(bad))}", markup=False)
     for execution in not_ok:

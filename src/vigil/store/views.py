@@ -160,9 +160,10 @@ def alert_view(alert: StoredAlert) -> RenderableType:
 
 
 def alert_json(alert: StoredAlert) -> str:
-    """The alert's documents (building blocks first), pretty JSON, safe for a terminal."""
-    text = b"\n".join(orjson.dumps(d, option=orjson.OPT_INDENT_2, default=str)
-                      for d in alert.documents()).decode("utf-8")
+    """The alert's documents (building blocks first) as one JSON array, pretty, safe for a
+    terminal (one document a program can parse, not documents one after another)."""
+    text = orjson.dumps(list(alert.documents()), option=orjson.OPT_INDENT_2,
+                        default=str).decode("utf-8")
     return terminal_text(text, keep_newlines=True)
 
 
