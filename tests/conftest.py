@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -35,3 +36,23 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared() -> Path:
     return shared_dir()
+
+
+def unsourced(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events without the marks of where they were read (``vigil.source`` and the
+    ``log.file.path`` vigil added): to compare the same events read from two places."""
+    out = []
+    for event in events:
+        copy = dict(event)
+        source = copy.pop("vigil", {}).get("source", {})
+        log = copy.get("log")
+        if isinstance(log, dict) and isinstance(log.get("file"), dict) and \
+                log["file"].get("path") == source.get("path"):
+            file = {k: v for k, v in log["file"].items() if k != "path"}
+            log = {k: v for k, v in log.items() if k != "file"} | ({"file": file} if file else {})
+            if log:
+                copy["log"] = log
+            else:
+                del copy["log"]
+        out.append(copy)
+    return out

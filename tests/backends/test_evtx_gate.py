@@ -43,7 +43,7 @@ from vigil.events.evtx import (
     record_type,
     winevent_of,
 )
-from vigil.events.records import RecordGates
+from vigil.events.records import RecordGates, mark_source
 from vigil.rules import bundled_rules, load_rules
 from vigil.rules.model import Rule
 
@@ -453,7 +453,9 @@ def test_gated_reader_yields_exactly_the_records_the_gates_keep(which: str) -> N
             if gate.relevant(parsed.provider_name, parsed.event_id, parsed.task) and \
                     gate.relevant_event(parsed.channel, parsed.provider_name, parsed.event_id,
                                         record["Event"].get("EventData"), parsed.task):
-                expected.append(to_ecs(parsed))
+                doc = to_ecs(parsed)
+                mark_source(doc, str(path), f"record {parsed.record_id}")
+                expected.append(doc)
         stats = ReadStats()
         got = list(read_evtx_file(path, stats, ReadOptions(), gates))
         assert got == expected, path.name

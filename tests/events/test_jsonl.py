@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from tests.conftest import shared_dir
+from tests.conftest import shared_dir, unsourced
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.logon import apply_intended_logon_id
 
@@ -137,8 +137,13 @@ def test_otrf_lines_in_a_plain_json_file_are_mapped(tmp_path: Path) -> None:
     from_zip = list(read_events([shared_dir() / "samples" / OTRF], ReadStats()))
     assert stats.bad_total == 0
     assert len(from_json) == len(body.splitlines())
-    assert from_json == from_zip
+    assert unsourced(from_json) == unsourced(from_zip)
     assert all("winlog" in e and e["host"]["os"]["type"] == "windows" for e in from_json)
+    # Each event says where it was read: the file (the zip's member) and the line's offset.
+    assert from_zip[0]["vigil"]["source"] == {"path": f"{shared_dir() / 'samples' / OTRF}!"
+                                                      f"{member}", "position": "offset 0"}
+    second = len(body.split(b"\n", 1)[0]) + 1
+    assert from_json[1]["vigil"]["source"]["position"] == f"offset {second}"
 
 
 def test_nxlog_event_time_is_shifted_to_utc_and_bad_times_are_counted(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from tests.conftest import REPO
+from tests.conftest import REPO, unsourced
 from vigil.detect.run import run_detection
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.rules import bundled_rules
@@ -26,7 +26,8 @@ def test_parquet_rows_are_the_ndjson_events_and_raise_the_same_alerts(tmp_path: 
     stats = ReadStats()
     from_parquet = list(read_events([target], stats))
     assert stats.bad_total == 0 and len(from_parquet) == len(from_json)
-    assert from_parquet == from_json
+    assert unsourced(from_parquet) == unsourced(from_json)
+    assert [e["vigil"]["source"]["position"] for e in from_parquet[:2]] == ["row 1", "row 2"]
     ids = [a.id for a in run_detection(bundled_rules(), from_parquet).alerts]
     assert ids == [a.id for a in run_detection(bundled_rules(), from_json).alerts] and ids
     elastic = list(read_events([target], ReadStats(), ReadOptions(logon_id="elastic")))

@@ -762,7 +762,7 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     for path in files:
         if path in kept:
             ordered = sorted(kept[path].items())
-            parsed = _reparse([raw for _o, (raw, _r) in ordered], str(path), read_options)
+            parsed = _reparse([(o, raw) for o, (raw, _r) in ordered], str(path), read_options)
             pairs = list(zip(parsed, (r for _o, (_raw, r) in ordered), strict=True))
         else:
             # Only the events that go to some rule are parsed: with the key gate, that is
@@ -913,16 +913,18 @@ def _account(stats: ReadStats, name: str, scanned: _RangeResult, lines_before: i
         stats.bad(name, str(lines_before + line), reason, kind=kind)
 
 
-def _reparse(lines: list[bytes], name: str, options: ReadOptions) -> list[dict[str, Any]]:
-    """The kept lines as events, by the reader's own code (they parsed cleanly before, so
-    there is one event per line)."""
+def _reparse(lines: list[tuple[int, bytes]], name: str,
+             options: ReadOptions) -> list[dict[str, Any]]:
+    """The kept lines (with their byte offsets) as events, by the reader's own code (they
+    parsed cleanly before, so there is one event per line), marked with their place as the
+    reader marks them."""
     scratch = ReadStats()
     finish = _Finisher(name, scratch, options)
     events = []
-    for raw in lines:
+    for offset, raw in lines:
         event = _parse_line(raw, name, 0, scratch)
         if event is not None:
-            event = finish(event, "")
+            event = finish(event, "", f"offset {offset}")
             if event is not None:
                 events.append(event)
     return events

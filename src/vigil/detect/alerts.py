@@ -255,7 +255,24 @@ def summary(events: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
             if value is not None:
                 out[label] = value
                 break
+    evidence = evidence_of(present)
+    if evidence:
+        out["evidence"] = evidence
     return out
+
+
+def evidence_of(events: Sequence[Mapping[str, Any]]) -> str:
+    """Where the events were read, for a person: each file's name once, then the places in
+    it ("Security.evtx record 4711, record 4712; other.ndjson offset 0")."""
+    places: dict[str, list[str]] = {}
+    for event in events:
+        vigil = event.get("vigil")
+        source = vigil.get("source") if isinstance(vigil, Mapping) else None
+        if isinstance(source, Mapping) and isinstance(source.get("path"), str):
+            name = source["path"].replace("\\", "/").rsplit("/", 1)[-1]
+            places.setdefault(name, []).append(str(source.get("position", "")))
+    return "; ".join(f"{name} {', '.join(p for p in positions if p)}".strip()
+                     for name, positions in places.items())
 
 
 def sequence_alert(events: Sequence[Mapping[str, Any] | None], rule: Rule, rule_uuid: str,

@@ -36,7 +36,18 @@ def event_id(event: Mapping[str, Any]) -> str:
     given = event.get("_id")
     if isinstance(given, str) and given:
         return given
-    body = {k: v for k, v in event.items() if k not in ("_id", "_index")}
+    body = {k: v for k, v in event.items() if k not in ("_id", "_index", "vigil")}
+    source = event.get("vigil", {}).get("source") if isinstance(event.get("vigil"), dict) \
+        else None
+    log = body.get("log")
+    if isinstance(source, dict) and isinstance(log, dict) and isinstance(log.get("file"), dict) \
+            and log["file"].get("path") == source.get("path"):
+        # The path vigil added: where the event was read is not what the event is.
+        file = {k: v for k, v in log["file"].items() if k != "path"}
+        log = {k: v for k, v in log.items() if k != "file"} | ({"file": file} if file else {})
+        body["log"] = log
+        if not log:
+            del body["log"]
     digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str))
     return base64.urlsafe_b64encode(digest.digest()[:15]).decode("ascii")
 

@@ -28,7 +28,7 @@ import orjson
 
 from vigil.events.ecs import to_ecs
 from vigil.events.jsonl import date_problem
-from vigil.events.records import ReadOptions, ReadStats, RecordGates
+from vigil.events.records import ReadOptions, ReadStats, RecordGates, mark_source
 from vigil.events.winlog import WinEvent, data_text
 
 FILE_MAGIC = b"ElfFile\x00"
@@ -516,7 +516,10 @@ def _read(path: Path, stats: ReadStats, options: ReadOptions,
                 continue
             stats.events += skipped
             skipped = 0
-            yield to_ecs(parsed, options.logon_id)
+            doc = to_ecs(parsed, options.logon_id)
+            mark_source(doc, name, f"record {parsed.record_id}" if parsed.record_id is not None
+                        else f"record {number}")
+            yield doc
     finally:
         stats.events += skipped
     if layout.partial_chunk is not None:

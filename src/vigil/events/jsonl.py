@@ -27,7 +27,7 @@ from typing import IO, Any, cast
 import orjson
 
 from vigil.events.logon import apply_intended_logon_id
-from vigil.events.records import ReadOptions, ReadStats
+from vigil.events.records import ReadOptions, ReadStats, mark_source
 
 # ISO-8601 date or date-time (to the nanosecond, optional zone) or epoch milliseconds.
 # Anchored, no nested repetition: linear time on any input.
@@ -213,7 +213,10 @@ class _Finisher:
         self.get_time = _getter(self.field)
         self.fix_logon = options.logon_id == "intended"
 
-    def __call__(self, event: dict[str, Any], where: str) -> dict[str, Any] | None:
+    def __call__(self, event: dict[str, Any], where: str,
+                 source: str | None = None) -> dict[str, Any] | None:
+        """The event ready for the engine, or None (counted as bad at ``where``); with
+        ``source`` (its place in the file), marked with where it came from."""
         for key in event:
             if "." in key:
                 event = expand_dotted(event)
@@ -242,6 +245,8 @@ class _Finisher:
         if problem is not None:
             self.stats.bad(self.name, where, problem, kind="no usable timestamp")
             return None
+        if source is not None:
+            mark_source(event, self.name, source)
         return event
 
 
@@ -277,12 +282,14 @@ def read_json_stream(handle: io.BufferedIOBase, name: str, stats: ReadStats,
             yield from _read_array(name, handle.read(), stats, finish)
             return
         limit = max_line_bytes()
+        offset = len(UTF8_BOM) if encoding == "utf-8-sig" else 0
         for raw in (bounded_lines(handle, limit) if lines is handle else lines):
             line_no += 1
+            start, offset = offset, offset + _line_size(raw)
             stats.bytes += len(raw)
             event = _parse_line(raw, name, line_no, stats)
             if event is not None:
-                event = finish(event, str(line_no))
+                event = finish(event, str(line_no), f"offset {start}")
                 if event is not None:
                     yield event
     except (OSError, EOFError, zlib.error) as exc:
@@ -308,6 +315,11 @@ def max_line_bytes() -> int:
     text = os.environ.get("VIGIL_MAX_LINE_BYTES", "")
     limit = int(text) if text.isdigit() else DEFAULT_MAX_LINE_BYTES
     return max(limit, MIN_MAX_LINE_BYTES)
+
+
+def _line_size(raw: bytes) -> int:
+    """The bytes a line took in the file (a too-long line's marker stands for more)."""
+    return int(raw[len(TOO_LONG):].strip() or 0) if raw.startswith(TOO_LONG) else len(raw)
 
 
 def too_long_line(length: int) -> bytes:
@@ -417,6 +429,6 @@ def _read_array(name: str, data: bytes, stats: ReadStats,
             stats.bad(name, f"[{index}]", f"not an event object but {_describe(doc)}",
                       kind="not an object")
             continue
-        event = finish(event, f"[{index}]")
+        event = finish(event, f"[{index}]", f"item {index}")
         if event is not None:
             yield event

@@ -99,7 +99,7 @@ def read_parquet_file(path: Path, stats: ReadStats,
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
             for record in _rows(batch):
                 row += 1
-                event = finish(_plain(record), f"row {row}")
+                event = finish(_plain(record), f"row {row}", f"row {row}")
                 if event is not None:
                     yield event
     except Exception as exc:  # a damaged row group: keep what was read, say where it stopped

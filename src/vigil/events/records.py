@@ -93,3 +93,23 @@ class RecordGates:
 
     record: RecordGate | None = None
     event: EventGate | None = None
+
+
+def mark_source(event: dict[str, Any], path: str, position: str) -> None:
+    """Where the event came from, in the event itself (and so in its alerts): the input
+    file in ``log.file.path`` (when the event has none of its own) and in
+    ``vigil.source.path``, the place in it in ``vigil.source.position`` ("offset 1234" of a
+    JSON line, "item 3" of a JSON array, "row 5" of Parquet, "record 4711" of EVTX). Event
+    ids leave both out (``detect.ids.event_id``): the same event read from two places is
+    one event."""
+    vigil = event.get("vigil")
+    if not isinstance(vigil, dict):
+        vigil = event["vigil"] = {}
+    vigil["source"] = {"path": path, "position": position}
+    log = event.get("log")
+    if not isinstance(log, dict):
+        log = event["log"] = {}
+    file = log.get("file")
+    if not isinstance(file, dict):
+        file = log["file"] = {}
+    file.setdefault("path", path)

@@ -93,7 +93,8 @@ def write_ndjson(alerts: Iterable[Alert], out: IO[bytes]) -> int:
 TIMELINE_COLUMNS = (
     "datetime", "timestamp_desc", "message", "rule", "severity", "risk_score", "alert_id",
     "stage", "host", "user", "source_ip", "logon_id", "event_code", "event_action",
-    "service_name", "service_file_name", "process", "command_line",
+    "service_name", "service_file_name", "process", "command_line", "evidence_file",
+    "evidence_position",
 )
 _TIMELINE_FIELDS = {
     "host": ("host.name", "winlog.computer_name"),
@@ -106,6 +107,8 @@ _TIMELINE_FIELDS = {
     "service_file_name": ("winlog.event_data.ServiceFileName",),
     "process": ("process.executable", "process.name"),
     "command_line": ("process.command_line",),
+    "evidence_file": ("vigil.source.path", "log.file.path"),
+    "evidence_position": ("vigil.source.position",),
 }
 _TIMELINE_GETTERS = {k: tuple(raw_getter(f) for f in v) for k, v in _TIMELINE_FIELDS.items()}
 
