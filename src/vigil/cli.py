@@ -575,6 +575,66 @@ def webhook_retry(store: StoreOption, ids: Annotated[list[int] | None, typer.Arg
     typer.echo(f"queued {count} notification(s) again", err=True)
 
 
+runs_app = typer.Typer(help="The rule executions a store recorded (watch and replay): window, "
+                       "status, Elastic's message, events read, alerts.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    store: StoreOption,
+    rule: Annotated[str | None, typer.Option("--rule", help="A rule id or name.")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="succeeded, partial failure, failed or running.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1,
+                                              help="The newest N only.")] = 50,
+) -> None:
+    """List the executions, newest first (runs over quiet stretches are one row each).
+
+    Example: vigil runs list --store alerts.db --status failed
+    """
+    from rich.console import Console
+
+    from vigil.store import views
+
+    with _open_existing(store) as db:
+        executions = db.list_executions(rule=rule, status=status, limit=limit)
+    Console(highlight=False).print(views.executions_table(executions))
+
+
+@runs_app.command("show")
+def runs_show(store: StoreOption, execution_id: Annotated[int, typer.Argument(
+        help="The execution's id (first column of runs list).")]) -> None:
+    """Show one execution: its window, status, message, what it read and the alerts it
+    created.
+
+    Example: vigil runs show --store alerts.db 12
+    """
+    from vigil.store import AlertFilter
+
+    with _open_existing(store) as db:
+        execution = db.get_execution(execution_id)
+        if execution is None:
+            typer.echo(f"vigil runs: no execution {execution_id}", err=True)
+            raise typer.Exit(2)
+        alerts = [a for a in db.list_alerts(AlertFilter(include_building_blocks=False))
+                  if getattr(a, "execution_id", None) == execution_id]
+    lines = [f"execution {execution.id}: {execution.rule_id}",
+             f"  scheduled   {execution.scheduled_start.isoformat()}",
+             f"  window      {execution.window_from.isoformat()} to "
+             f"{execution.window_to.isoformat()}",
+             f"  status      {execution.status}",
+             f"  message     {execution.message}",
+             f"  events read {execution.events_read:,}",
+             f"  alerts      {len(alerts):,} new ({execution.alerts_created:,} documents "
+             "with their building blocks)"]
+    if execution.gap is not None:
+        lines.append(f"  gap         {execution.gap.start.isoformat()} to "
+                     f"{execution.gap.end.isoformat()}")
+    lines.extend(f"    {a.id[:12]} {a.rule_name} {a.original_time or ''}" for a in alerts)
+    typer.echo(terminal_text("\n".join(lines), keep_newlines=True))
+
+
 rules_app = typer.Typer(help="List, show and validate detection rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 

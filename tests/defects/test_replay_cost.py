@@ -90,3 +90,19 @@ def test_alerts_show_json_is_one_json_document(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     documents = json.loads(shown.stdout)
     assert [d["kibana.alert.uuid"] for d in documents][-1] == shell and len(documents) == 3
+
+
+def test_runs_list_and_show(tmp_path: Path) -> None:
+    """Issue 14: the run-by-run history a replay stored can be seen."""
+    store = tmp_path / "a.db"
+    vigil("replay", EXAMPLES, "--store", store, "--from", "2024-05-01T07:00Z",
+          "--to", "2024-05-01T10:00Z")
+    listed = vigil("runs", "list", "--store", store)
+    assert listed.returncode == 0 and "execution(s)" in listed.stdout, listed.stderr
+    with sqlite3.connect(store) as conn:
+        busy = conn.execute("SELECT id FROM executions WHERE alerts_created > 0").fetchone()[0]
+    shown = vigil("runs", "show", "--store", store, str(busy))
+    assert shown.returncode == 0, shown.stderr
+    assert "status      succeeded" in shown.stdout and "3 new (9 documents" in shown.stdout
+    assert shown.stdout.count("Remote Windows Service Installed") == 3
+    assert vigil("runs", "show", "--store", store, "99999").returncode == 2
