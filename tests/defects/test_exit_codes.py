@@ -23,3 +23,9 @@ def test_min_severity(tmp_path: Path) -> None:
     assert high.returncode == 0 and "ran 1 rule(s): 0 alert(s)" in high.stderr
     bad = vigil("detect", EXAMPLES, "--min-severity", "severe")
     assert bad.returncode == 2 and "--min-severity" in bad.stderr
+
+
+def test_summary_counts_alerts_by_host() -> None:
+    result = vigil("detect", EXAMPLES)
+    assert "alerts by host: WS004.corp.local 1, WS007.corp.local 1, WS022.corp.local 1" in \
+        result.stderr

@@ -112,3 +112,15 @@ def test_executions_table(store: SqliteStore) -> None:
                            "for the rule execution. Some alerts were not created.")
     shown = _render(executions_table(store.list_executions()))
     assert "partial failure" in shown and "maximum alert limit" in shown
+
+
+def test_a_building_block_follows_its_shell(filled: SqliteStore) -> None:
+    """Issue 14: closing a building block closes its alert (the shell and every block)."""
+    docs = sequence_docs("a")
+    block_id = docs[0]["kibana.alert.uuid"]
+    shell_id = docs[-1]["kibana.alert.uuid"]
+    result = change_status(filled, [block_id], "close", who="ann")
+    assert result.message == "closed 1 alert(s) and 2 building block(s)"
+    shell = filled.get_alert(shell_id)
+    assert shell is not None and shell.workflow_status == "closed"
+    assert {b.workflow_status for b in shell.building_blocks} == {"closed"}

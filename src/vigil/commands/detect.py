@@ -221,6 +221,20 @@ def _explain(rules: Sequence[Rule], events: Sequence[Mapping[str, Any]], index_a
                   markup=False)
 
 
+def _by_host(result: DetectResult) -> list[tuple[str, int]]:
+    """(host, alerts) for the alerts' hosts, the most alerted first."""
+    from collections import Counter
+
+    from vigil.detect.alerts import summary
+
+    counts: Counter[str] = Counter()
+    for alert in result.alerts:
+        found = alert.document.get("vigil.summary")
+        host = (found if isinstance(found, dict) else summary(list(alert.events))).get("host")
+        counts[str(host) if host else "(no host)"] += 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
 def _loss(stats: ReadStats) -> str:
     """What the input lost, in a person's words ("" when nothing): bad records, records of
     damaged EVTX chunks, files that could not be read."""
@@ -271,3 +285,8 @@ def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], secon
         if not outcome.warnings and outcome.elastic_cap_exceeded:
             err.print(f"    Elastic would have capped at {outcome.rule.max_signals} per run "
                       "(max_signals); use --max-signals to apply it", markup=False)
+    hosts = _by_host(result)
+    if hosts:
+        shown = ", ".join(f"{terminal_text(host)} {count:,}" for host, count in hosts[:10])
+        more = f" and {len(hosts) - 10:,} more host(s)" if len(hosts) > 10 else ""
+        err.print(f"alerts by host: {shown}{more}", markup=False)

@@ -246,7 +246,16 @@ def change_status(store: AlertStore, refs: Sequence[str], status: WorkflowStatus
     message says what changed, and ``problems`` what could not be found."""
     target = workflow_status(status)
     resolved = resolve_ids(store, refs)
-    change = store.set_workflow_status(resolved.ids, target, who or current_user(), at=at)
+    # A building block follows its shell (Kibana changes the alert, not one of its events):
+    # a reference to one changes the whole alert it belongs to.
+    ids: list[str] = []
+    for alert_id in resolved.ids:
+        alert = store.get_alert(alert_id)
+        group = alert.group_id if alert is not None and alert.is_building_block else None
+        ids.append(group or alert_id)
+    change = store.set_workflow_status(tuple(dict.fromkeys(ids)), target,
+                                       who or current_user(), at=at)
+    resolved = Resolved(tuple(dict.fromkeys(ids)), resolved.problems)
     requested = set(resolved.ids)
     main = [i for i in change.changed if i in requested]
     blocks = len(change.changed) - len(main)
