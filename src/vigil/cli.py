@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -42,12 +42,11 @@ def query_command(
     query: Annotated[str, typer.Argument(help="The EQL query.")],
     paths: Annotated[list[Path], typer.Argument(help="NDJSON/JSON files or folders.")],
     output_format: Annotated[
-        str, typer.Option("--format", help="ndjson (matched events) or table.")
+        Literal["table", "ndjson"], typer.Option(
+            "--format", help="table, or ndjson (the matched events).")
     ] = "table",
     size: Annotated[int | None, typer.Option("--size", help="At most this many results.")] = None,
-    engine: Annotated[str, typer.Option(
-        "--engine", help="auto|fast|reference: fast reads only what the query can match "
-        "(same results); reference parses every event and holds them all.")] = "auto",
+    engine: EngineOption = "auto",
 ) -> None:
     """Hunt: print the events or sequences an EQL query matches.
 
@@ -135,7 +134,10 @@ RulesOption = Annotated[list[str] | None, typer.Option(
     "Default: the bundled rules.")]
 ExceptionsOption = Annotated[Path | None, typer.Option(
     "--exceptions", help="Exception list: Kibana export (.ndjson) or vigil TOML.")]
-LogonIdOption = Annotated[str, typer.Option(
+EngineOption = Annotated[Literal["auto", "fast", "reference"], typer.Option(
+    "--engine", help="fast reads only what the rules or query can match (the same answer); "
+    "reference parses and checks every event; auto is fast.")]
+LogonIdOption = Annotated[Literal["intended", "elastic"], typer.Option(
     "--logon-id", help="intended: 4624's winlog.logon.id from TargetLogonId (default); "
     "elastic: as Elastic's current pipelines (SubjectLogonId).")]
 IndexAllOption = Annotated[bool, typer.Option(
@@ -148,7 +150,7 @@ def detect_command(
         help="Files or folders: .evtx, .ndjson/.jsonl/.json, .gz, .zip (OTRF).")],
     rule: RulesOption = None,
     exceptions: ExceptionsOption = None,
-    output_format: Annotated[str, typer.Option(
+    output_format: Annotated[Literal["table", "ndjson", "csv", "html"], typer.Option(
         "--format", "-f", help="table, ndjson (Elastic alert documents), csv (timeline) or "
         "html (a report to hand on).")
     ] = "table",
@@ -163,12 +165,9 @@ def detect_command(
     explain: Annotated[bool, typer.Option(
         "--explain", help="Say which indices the input holds and which rules read them.")
     ] = False,
-    engine: Annotated[str, typer.Option(
-        "--engine", help="auto|fast|reference: fast skips lines no rule can match (same "
-        "alerts); reference parses and checks every line.")] = "auto",
-    min_severity: Annotated[str | None, typer.Option(
-        "--min-severity", help="Only alerts of this severity or above: low, medium, high, "
-        "critical.")] = None,
+    engine: EngineOption = "auto",
+    min_severity: Annotated[Literal["low", "medium", "high", "critical"] | None, typer.Option(
+        "--min-severity", help="Only alerts of this severity or above.")] = None,
     fail_on_alert: Annotated[bool, typer.Option(
         "--fail-on-alert", help="Exit 1 when an alert is raised (for scripts and CI).")
     ] = False,
@@ -183,16 +182,11 @@ def detect_command(
     from vigil.commands.detect import DetectRequest, run_detect
 
     _require_inputs(paths, "detect")
-    if logon_id not in ("intended", "elastic"):
-        raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     _writable(output, "--output")
     _in_order(_parse_time(start, "--from"), _parse_time(end, "--to"))
-    if min_severity is not None and min_severity not in ("low", "medium", "high", "critical"):
-        raise typer.BadParameter("use low, medium, high or critical",
-                                 param_hint="--min-severity")
     request = DetectRequest(
         paths=paths, rules=rule or (), exceptions=exceptions, output_format=output_format,
-        output=output, logon_id="elastic" if logon_id == "elastic" else "intended",
+        output=output, logon_id=logon_id,
         max_signals=max_signals, start=_parse_time(start, "--from"),
         end=_parse_time(end, "--to"), index_all=index_all, explain=explain, engine=engine,
         min_severity=min_severity, fail_on_alert=fail_on_alert,
@@ -203,12 +197,10 @@ def detect_command(
 @app.command("convert")
 def convert_command(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders of Windows events.")],
-    to: Annotated[str, typer.Option(
+    to: Annotated[Literal["ndjson", "bulk"], typer.Option(
         "--to", help="ndjson (ECS documents) or bulk (Elasticsearch _bulk body).")] = "ndjson",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
-    logon_id: Annotated[str, typer.Option(
-        "--logon-id", help="intended (default) or elastic; see vigil detect --help.")
-    ] = "intended",
+    logon_id: LogonIdOption = "intended",
 ) -> None:
     """Convert EVTX / OTRF JSON to Winlogbeat-compatible ECS documents.
 
@@ -218,10 +210,7 @@ def convert_command(
 
     _require_inputs(paths, "convert")
     _writable(output, "--output")
-    if logon_id not in ("intended", "elastic"):
-        raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
-    raise typer.Exit(run_convert(paths, to, output,
-                                 "elastic" if logon_id == "elastic" else "intended"))
+    raise typer.Exit(run_convert(paths, to, output, logon_id))
 
 
 def _rules_for_schedule(rule: list[str] | None) -> list[Any]:
@@ -235,34 +224,29 @@ def _rules_for_schedule(rule: list[str] | None) -> list[Any]:
     return rules
 
 
-GapOption = Annotated[str, typer.Option(
+GapOption = Annotated[Literal["complete", "elastic"], typer.Option(
     "--gap-mode", help="complete: fill every missed window (default); elastic: at most 4 "
     "catch-up windows, the rest reported as a gap, as Kibana does.")]
-WindowOption = Annotated[str, typer.Option(
+WindowOption = Annotated[Literal["@timestamp", "event.ingested"], typer.Option(
     "--window-on", help="@timestamp (Elastic); event.ingested: each run also searches again "
     "the time range of events that arrived late.")]
 
 
 def _schedule_request(paths: list[Path], store: Path, rule: list[str] | None,
-                      exceptions: Path | None, gap_mode: str, window_on: str, logon_id: str,
+                      exceptions: Path | None,
+                      gap_mode: Literal["complete", "elastic"],
+                      window_on: Literal["@timestamp", "event.ingested"],
+                      logon_id: Literal["intended", "elastic"],
                       index_all: bool, interval: str | None, webhook: str | None) -> Any:
     from vigil.commands.schedule import ScheduleRequest, parse_duration
 
-    if gap_mode not in ("complete", "elastic"):
-        raise typer.BadParameter("use complete or elastic", param_hint="--gap-mode")
-    if window_on not in ("@timestamp", "event.ingested"):
-        raise typer.BadParameter("use @timestamp or event.ingested", param_hint="--window-on")
-    if logon_id not in ("intended", "elastic"):
-        raise typer.BadParameter("use intended or elastic", param_hint="--logon-id")
     try:
         every = parse_duration(interval) if interval else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--interval") from exc
     return ScheduleRequest(
         paths=paths, store=store, rules=_rules_for_schedule(rule), exceptions=exceptions,
-        gap_mode="elastic" if gap_mode == "elastic" else "complete",
-        window_on="event.ingested" if window_on == "event.ingested" else "@timestamp",
-        logon_id="elastic" if logon_id == "elastic" else "intended", index_all=index_all,
+        gap_mode=gap_mode, window_on=window_on, logon_id=logon_id, index_all=index_all,
         interval=every, webhook=webhook)
 
 

@@ -29,3 +29,12 @@ def test_summary_counts_alerts_by_host() -> None:
     result = vigil("detect", EXAMPLES)
     assert "alerts by host: WS004.corp.local 1, WS007.corp.local 1, WS022.corp.local 1" in \
         result.stderr
+
+
+def test_help_shows_choices_and_a_wrong_choice_is_a_usage_error() -> None:
+    """Issue 14: --help names the choices (Literal types the CLI library renders and checks)."""
+    shown = " ".join(vigil("detect", "--help").stdout.split())
+    for choices in ("<table|ndjson|csv|html>", "<auto|fast|reference>", "<intended|elastic>"):
+        assert choices in shown, choices
+    wrong = vigil("detect", EXAMPLES, "--format", "xml")
+    assert wrong.returncode == 2 and "'xml' is not one of" in wrong.stderr
