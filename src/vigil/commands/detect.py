@@ -80,11 +80,12 @@ def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[Rule
     return rules, notes, errors
 
 
-def _exception_filters(request: DetectRequest, rules: Sequence[Rule], err: _Stderr
-                       ) -> Callable[[Rule], Callable[[Mapping[str, Any]], bool] | None] | None:
+def exception_filters(request: DetectRequest, rules: Sequence[Rule], err: _Stderr | None = None
+                      ) -> Callable[[Rule], Callable[[Mapping[str, Any]], bool] | None] | None:
     """The exceptions of ``--exceptions``, per rule; warnings go to stderr."""
     if request.exceptions is None:
         return None
+    err = err or _Stderr()
     exceptions = load_exceptions([request.exceptions])  # raises ExceptionFileError
     for warning in exceptions.warnings:
         err.print(f"exceptions: {terminal_text(warning)}", markup=False)
@@ -114,7 +115,7 @@ def run_detect(request: DetectRequest) -> int:
         err.print("vigil detect: no rule to run", markup=False)
         return 2
     try:
-        exceptions_for = _exception_filters(request, rules, err)
+        exceptions_for = exception_filters(request, rules, err)
     except RuleError as exc:
         err.print(f"vigil detect: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
         return 2

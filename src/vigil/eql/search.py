@@ -29,6 +29,7 @@ def search(
     size: int | None = None,
     mapping: Mapping[str, Any] | None = None,
     max_samples_per_key: int = 1,
+    ecs: bool = False,
 ) -> list[Match]:
     """All matches of ``query`` in ``events``, in Elasticsearch's result order.
 
@@ -36,10 +37,17 @@ def search(
     ``mapping`` is an Elasticsearch index mapping (``{"properties": ...}``) or a dict of them
     keyed by index name, applied per event by its ``_index``. ``size`` caps the number of
     results (None: no cap). ``max_samples_per_key`` is the ``sample`` request parameter.
+    ``ecs=True`` first gives the events the view vigil's readers give (``events.jsonl.
+    ecs_view``: dotted keys nested, NXLog and raw winlog documents mapped, the logon-id fix),
+    so a rule finds through ``search`` what ``vigil detect`` finds in the same documents.
     """
     parsed = parse(query) if isinstance(query, str) else query
     schemas = SchemaResolver(mapping, timestamp_field)
     materialized = events if isinstance(events, list) else list(events)
+    if ecs:
+        from vigil.events.jsonl import ecs_view  # the readers' room: only when asked
+
+        materialized = ecs_view(materialized)
     schemas.learn(materialized)
     compiled = Compiled(parsed, schemas, event_category_field)
     entries = order_events(materialized, schemas, tiebreaker_field)

@@ -20,7 +20,7 @@ import io
 import os
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -248,6 +248,21 @@ class _Finisher:
         if source is not None:
             mark_source(event, self.name, source)
         return event
+
+
+def ecs_view(events: Iterable[Mapping[str, Any]], options: ReadOptions | None = None,
+             stats: ReadStats | None = None) -> list[dict[str, Any]]:
+    """Event dicts as vigil's readers would give them, read from a file: dotted keys
+    nested, NXLog and raw winlog documents mapped to ECS, the logon-id fix; those without a
+    usable timestamp are left out (and counted in ``stats``)."""
+    finish = _Finisher("<events>", stats if stats is not None else ReadStats(),
+                       options or _DEFAULT_OPTIONS)
+    out = []
+    for index, event in enumerate(events):
+        done = finish(dict(event), f"[{index}]")
+        if done is not None:
+            out.append(done)
+    return out
 
 
 def read_json_lines(path: Path, stats: ReadStats,
