@@ -38,3 +38,26 @@ def test_help_shows_choices_and_a_wrong_choice_is_a_usage_error() -> None:
         assert choices in shown, choices
     wrong = vigil("detect", EXAMPLES, "--format", "xml")
     assert wrong.returncode == 2 and "'xml' is not one of" in wrong.stderr
+
+
+def test_the_table_fits_80_columns_and_keeps_the_time_whole() -> None:
+    """Issue 14: at 80 columns the summary folds, the event time never does."""
+    import io
+
+    from rich.console import Console
+
+    import vigil
+    from vigil.backends.fast import run_fast
+    from vigil.detect.run import DetectOptions
+    from vigil.events import ReadOptions, ReadStats
+    from vigil.report.outputs import print_table
+
+    result, _fast = run_fast(vigil.load_rules(), [EXAMPLES], ReadStats(), ReadOptions(),
+                             DetectOptions())
+    out = io.StringIO()
+    print_table(result.alerts, Console(file=out, width=80, highlight=False))
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for alert in result.alerts:
+        stamp = str(alert.document["kibana.alert.original_time"])
+        assert any(stamp in line for line in lines), stamp

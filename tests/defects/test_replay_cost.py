@@ -106,3 +106,17 @@ def test_runs_list_and_show(tmp_path: Path) -> None:
     assert "status      succeeded" in shown.stdout and "3 new (9 documents" in shown.stdout
     assert shown.stdout.count("Remote Windows Service Installed") == 3
     assert vigil("runs", "show", "--store", store, "99999").returncode == 2
+
+
+def test_alerts_rule_takes_the_forms_detect_takes(tmp_path: Path) -> None:
+    """Issue 14: --rule is a rule_id, a prefix of 4 or more characters, or the name in any
+    case, in alerts as in detect."""
+    store = tmp_path / "a.db"
+    vigil("replay", EXAMPLES, "--store", store, "--from", "2024-05-01T07:00Z",
+          "--to", "2024-05-01T10:00Z")
+    for form in ("d33ea3bf-9a11-463e-bd46-f648f2a0f4b1", "d33e",
+                 "remote windows service INSTALLED"):
+        listed = vigil("alerts", "list", "--store", store, "--rule", form)
+        assert listed.stdout.startswith("3 alert(s)"), (form, listed.stdout[:80])
+    assert vigil("alerts", "list", "--store", store, "--rule", "d3").stdout.startswith(
+        "no alerts match")

@@ -42,28 +42,44 @@ def _summary_text(summary: Mapping[str, Any], skip: Sequence[str]) -> str:
 _TABLE_SKIP = ("host", "user", "source_ip", "user_domain", "source_port", "logon_type")
 
 
-def alerts_table(alerts: Sequence[Alert]) -> Table:
+def alerts_table(alerts: Sequence[Alert], width: int = 200) -> Table:
+    """The alerts, one row each, event time first. The time never wraps; below 120 columns
+    the user and source go into the summary, which is cut with an ellipsis at the line's
+    end instead of wrapping (the full documents are in --format ndjson)."""
     from rich.table import Table
     from rich.text import Text
 
+    narrow = width < 120
+    summary_width = width - 96  # what time, severity, rule, host and the borders leave
     # Every cell a Text: log values are never read as rich markup ("[/x]" would end a style
     # that was never opened and crash; "[link=...]" would hide a hyperlink in the table).
     table = Table(title=f"{len(alerts)} alert(s)", title_justify="left", show_lines=False)
-    for column in ("time", "rule", "severity", "host", "user", "source.ip", "summary"):
-        table.add_column(column, overflow="fold")
+    table.add_column("time", no_wrap=True, min_width=24)
+    table.add_column("severity", no_wrap=True, min_width=8)
+    table.add_column("rule", overflow="fold", min_width=18, ratio=2)
+    table.add_column("host", overflow="fold", min_width=12, ratio=1)
+    if not narrow:
+        table.add_column("user", overflow="fold", ratio=1)
+        table.add_column("source.ip", overflow="fold", ratio=1)
+        table.add_column("summary", overflow="fold", ratio=3)
+    elif summary_width >= 12:
+        table.add_column("summary", no_wrap=True, overflow="ellipsis",
+                         max_width=summary_width)
+    skip = _TABLE_SKIP if not narrow else tuple(k for k in _TABLE_SKIP
+                                                if k not in ("user", "source_ip"))
     for alert in sorted(alerts, key=lambda a: str(a.document.get("kibana.alert.original_time"))):
         doc = alert.document
         summary = doc.get("vigil.summary") or _event_summary(alert)
         severity = str(doc.get("kibana.alert.severity", ""))
-        table.add_row(
-            Text(_text(doc.get("kibana.alert.original_time"), 30)),
-            Text(_text(alert.rule.name, 50)),
-            Text(_text(severity), style=_SEVERITY_STYLE.get(severity, "")),
-            Text(_text(summary.get("host"))),
-            Text(_text(summary.get("user"))),
-            Text(_text(summary.get("source_ip"))),
-            Text(_summary_text(summary, _TABLE_SKIP)),
-        )
+        cells = [Text(_text(doc.get("kibana.alert.original_time"), 30)),
+                 Text(_text(severity), style=_SEVERITY_STYLE.get(severity, "")),
+                 Text(_text(alert.rule.name, 50)),
+                 Text(_text(summary.get("host")))]
+        if not narrow:
+            cells += [Text(_text(summary.get("user"))), Text(_text(summary.get("source_ip")))]
+        if not narrow or summary_width >= 12:
+            cells.append(Text(_summary_text(summary, skip)))
+        table.add_row(*cells)
     return table
 
 
@@ -77,7 +93,7 @@ def print_table(alerts: Sequence[Alert], console: Console) -> None:
     if not alerts:
         console.print("no alerts", markup=False)
         return
-    console.print(alerts_table(alerts))
+    console.print(alerts_table(alerts, console.width))
 
 
 def write_ndjson(alerts: Iterable[Alert], out: IO[bytes]) -> int:

@@ -554,8 +554,13 @@ class SqliteStore:
         if top_level:
             clauses.append("(group_id IS NULL OR group_id = id)")
         if filters.rule is not None:
-            clauses.append("(rule_id = ? OR rule_name = ? COLLATE NOCASE)")
-            params += [filters.rule, filters.rule]
+            # The forms --rule takes everywhere (rules.find_rule): a rule_id, a rule_id
+            # prefix of at least 4 characters, or the rule's name in any case.
+            wanted = filters.rule.strip()
+            prefix = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(rule_id = ? OR rule_name = ? COLLATE NOCASE"
+                           " OR (? AND rule_id LIKE ? ESCAPE '\\'))")
+            params += [wanted, wanted, len(wanted) >= 4, prefix + "%"]
         if filters.host is not None:
             clauses.append("host = ?")
             params.append(filters.host)
