@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from vigil.detect.executor import Execution, Timeline, WindowOn, execute, late_events, to_ns
-from vigil.detect.schedule import GapMode, RunPlan, schedule
+from vigil.detect.schedule import GapMode, RunPlan
 from vigil.eql.schema import to_date_ns
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.jsonl import read_json_stream
@@ -108,6 +108,24 @@ def _prepare_store(store: SqliteStore, rules: Sequence[Rule]) -> None:
 # ------------------------------------------------------------------ replay
 
 
+def _first_at_or_after(start: datetime, step: timedelta, moment: datetime) -> int:
+    """The index of the first scheduled run at or after ``moment``."""
+    if moment <= start:
+        return 0
+    return -((start - moment) // step)  # ceil((moment - start) / step)
+
+
+def _first_run_at(start: datetime, step: timedelta, ns: int, rule: Rule, total: int) -> int:
+    """The index of the first run whose window ends at or after ``ns`` (at most ``total``)."""
+    if ns >= 1 << 62:
+        return total
+    end_of_first = to_ns(start + rule.to_math.offset)
+    if ns <= end_of_first:
+        return 0
+    step_ns = int(step.total_seconds() * 1_000_000_000)
+    return min(total, -((end_of_first - ns) // step_ns))
+
+
 def _quiet(execution: Execution) -> bool:
     """A run that found nothing: no event in its windows, no alert, no gap, succeeded."""
     return (execution.events_read == 0 and not execution.alerts
@@ -133,10 +151,12 @@ class _QuietStretch:
         self._extend(execution.started_at, execution.plan.windows[0].start,
                      execution.plan.windows[-1].end)
 
-    def add(self, started: datetime, rule: Rule) -> None:
-        """A run not executed: its window is the rule's from..to around it (a run right
-        after another, so no catch-up window)."""
-        self._extend(started, started + rule.from_math.offset, started + rule.to_math.offset)
+    def add_runs(self, first: datetime, last: datetime, count: int, rule: Rule) -> None:
+        """``count`` runs from ``first`` to ``last`` not executed: their windows are the
+        rule's from..to around them (runs right after another: no catch-up window)."""
+        self._extend(first, first + rule.from_math.offset, first + rule.to_math.offset)
+        self.last, self.window_to = last, last + rule.to_math.offset
+        self.count += count - 1
 
     def _extend(self, started: datetime, window_from: datetime, window_to: datetime) -> None:
         if self.count == 0:
@@ -167,8 +187,15 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     excludes = _exceptions(request, rules)
     stats = ReadStats()
     began = time.perf_counter()
-    timeline = Timeline.of(read_events(request.paths, stats,
-                                       ReadOptions(logon_id=request.logon_id)))
+    # Only the events some stage of some rule matches (the fast path's kept events, every
+    # event still read and counted): each rule's engine answers on them as on every event
+    # (backends/fast.py), and memory grows with what the rules match, not with the input.
+    from vigil.backends.fast import kept_events
+
+    kept, _per_rule, _fast = kept_events(rules, request.paths, stats,
+                                         ReadOptions(logon_id=request.logon_id),
+                                         index_all=request.index_all)
+    timeline = Timeline.of(kept)
     new_alerts = 0
     runs: list[tuple[datetime, RunPlan]] = []
     not_ok: list[Execution] = []
@@ -180,18 +207,32 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
             previous: datetime | None = None
             quiet = _QuietStretch(store, rule)
             # Runs whose windows end before this time (ns) see no event: not executed (the
-            # previous run, with nothing in its windows, had the same view of the data).
+            # previous run, with nothing in its windows, had the same view of the data), and
+            # jumped over in one step, so the cost is the runs that see events.
             skip_until: int | None = None
-            for started in schedule(start, end, rule.interval_delta):
+            step = rule.interval_delta
+            total = int((end - start) / step) + 1 if end >= start else 0
+            k = 0
+            while k < total:
+                started = start + k * step
                 if any(lo <= started <= hi for lo, hi in down):
                     quiet.flush()
                     skip_until = None
+                    k += 1
                     continue  # the scheduler was down: no run started
-                executions += 1
                 if skip_until is not None and to_ns(started + rule.to_math.offset) < skip_until:
-                    quiet.add(started, rule)
-                    previous = started
+                    target = _first_run_at(start, step, skip_until, rule, total)
+                    outage = next((lo for lo, _hi in sorted(down) if lo > started), None)
+                    if outage is not None:
+                        target = min(target, max(k + 1, _first_at_or_after(start, step,
+                                                                           outage)))
+                    last = start + (target - 1) * step
+                    quiet.add_runs(started, last, target - k, rule)
+                    executions += target - k
+                    previous = last
+                    k = target
                     continue
+                executions += 1
                 execution = execute(rule, timeline, started, previous,
                                     gap_mode=request.gap_mode, window_on=request.window_on,
                                     index_all=request.index_all,
@@ -210,6 +251,7 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                     if execution.status != "succeeded":
                         not_ok.append(execution)
                 previous = started
+                k += 1
             quiet.flush()
     late = late_events(timeline, runs) if request.window_on == "@timestamp" else []
     seconds = time.perf_counter() - began
