@@ -38,3 +38,22 @@ def test_watch_survives_an_object_in_a_join_key(tmp_path: Path) -> None:
     result = vigil("watch", "--once", "--store", store, _with_object_key(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_numbers_past_64_bits_crash_no_output(tmp_path: Path) -> None:
+    """Issue 13, item 13: a 64-bit unsigned value and one past 64 bits in the events (NXLog
+    and ECS) reach the NDJSON output and the store without a crash."""
+    out = tmp_path / "big.ndjson"
+    lines = []
+    for raw in (EXAMPLES / "windows-security.ndjson").read_bytes().splitlines():
+        doc = orjson.loads(raw)
+        if doc["event"]["code"] == "4697":
+            doc["winlog"]["process"] = {"pid": 18446744073709551615}
+        lines.append(orjson.dumps(doc).replace(b'"kind":"event"',
+                                               b'"kind":"event","big":123456789012345678901234'))
+    out.write_bytes(b"\n".join(lines) + b"\n")
+    result = vigil("detect", out, "--format", "ndjson", "--output", tmp_path / "a.ndjson")
+    assert result.returncode == 0 and "3 alert(s)" in result.stderr, result.stderr
+    replay = vigil("replay", out, "--store", tmp_path / "s.db", "--from", "2024-05-01T07:00Z",
+                   "--to", "2024-05-01T10:00Z")
+    assert replay.returncode == 0 and "3 new alert(s)" in replay.stderr, replay.stderr
