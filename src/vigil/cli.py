@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 import typer
 
 from vigil import __version__
-from vigil.report.safe import terminal_text
+from vigil.report.safe import display_time, terminal_text
+from vigil.store.model import CloseReason
 
 app = typer.Typer(
     name="vigil",
@@ -392,7 +393,9 @@ def alerts_list(
     filters = _filters(rule, host, status, since, until, building_blocks, limit)
     with _open_existing(store) as db:
         total = db.count_alerts(dc_replace(filters, limit=None))
-        Console(highlight=False).print(views.alerts_table(db.list_alerts(filters), total=total))
+        console = Console(highlight=False)
+        console.print(views.alerts_table(db.list_alerts(filters), total=total,
+                                         width=console.width))
 
 
 @alerts_app.command("show")
@@ -419,11 +422,17 @@ def alerts_show(
             Console(highlight=False).print(views.alert_view(alert))
 
 
-def _change(store: Path, ids: list[str], status: str, by: str | None) -> None:
-    from vigil.store import views
+def _change(store: Path, ids: list[str], status: str, by: str | None, *,
+            reason: CloseReason | None = None, note: str | None = None) -> None:
+    from vigil.store import StoreError, views
 
     with _open_existing(store) as db:
-        result = views.change_status(db, ids, status, by)
+        try:
+            result = views.change_status(db, ids, status, by, reason=reason,
+                                         note=note)
+        except StoreError as exc:
+            typer.echo(f"vigil alerts: {exc}", err=True)
+            raise typer.Exit(2) from exc
     typer.echo(result.message)
     for problem in result.problems:
         typer.echo(problem, err=True)
@@ -431,27 +440,39 @@ def _change(store: Path, ids: list[str], status: str, by: str | None) -> None:
 
 
 ByOption = Annotated[str | None, typer.Option("--by", help="Who (default: the OS user).")]
+NoteOption = Annotated[str | None, typer.Option(
+    "--note", help="A note kept with the alert, shown by `alerts show` (10,000 characters "
+                   "at most).")]
 
 
 @alerts_app.command("ack")
 def alerts_ack(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
-               by: ByOption = None) -> None:
+               by: ByOption = None, note: NoteOption = None) -> None:
     """Acknowledge alerts. Example: vigil alerts ack --store a.db 93bbcb"""
-    _change(store, ids, "acknowledged", by)
+    _change(store, ids, "acknowledged", by, note=note)
 
 
 @alerts_app.command("close")
-def alerts_close(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
-                 by: ByOption = None) -> None:
-    """Close alerts (a closed alert stays closed when detected again)."""
-    _change(store, ids, "closed", by)
+def alerts_close(
+    store: StoreOption,
+    ids: Annotated[list[str], typer.Argument()],
+    by: ByOption = None,
+    reason: Annotated[CloseReason | None, typer.Option(
+        "--reason", help="Kibana's closing reason, kept in kibana.alert.workflow_reason.")
+    ] = None,
+    note: NoteOption = None,
+) -> None:
+    """Close alerts (a closed alert stays closed when detected again). Example: vigil alerts
+    close --store a.db 93bbcb --reason false_positive --note "admin's PsExec, ticket 4411"
+    """
+    _change(store, ids, "closed", by, reason=reason, note=note)
 
 
 @alerts_app.command("reopen")
 def alerts_reopen(store: StoreOption, ids: Annotated[list[str], typer.Argument()],
-                  by: ByOption = None) -> None:
-    """Reopen alerts."""
-    _change(store, ids, "open", by)
+                  by: ByOption = None, note: NoteOption = None) -> None:
+    """Reopen alerts (the closing reason is removed, as in Kibana)."""
+    _change(store, ids, "open", by, note=note)
 
 
 @alerts_app.command("report")
@@ -583,7 +604,8 @@ def runs_list(
 
     with _open_existing(store) as db:
         executions = db.list_executions(rule=rule, status=status, limit=limit)
-    Console(highlight=False).print(views.executions_table(executions))
+    console = Console(highlight=False)
+    console.print(views.executions_table(executions, width=console.width))
 
 
 @runs_app.command("show")
@@ -604,18 +626,18 @@ def runs_show(store: StoreOption, execution_id: Annotated[int, typer.Argument(
         alerts = [a for a in db.list_alerts(AlertFilter(include_building_blocks=False))
                   if getattr(a, "execution_id", None) == execution_id]
     lines = [f"execution {execution.id}: {execution.rule_id}",
-             f"  scheduled   {execution.scheduled_start.isoformat()}",
-             f"  window      {execution.window_from.isoformat()} to "
-             f"{execution.window_to.isoformat()}",
+             f"  scheduled   {display_time(execution.scheduled_start)}",
+             f"  window      {display_time(execution.window_from)} to "
+             f"{display_time(execution.window_to)}",
              f"  status      {execution.status}",
              f"  message     {execution.message}",
              f"  events read {execution.events_read:,}",
              f"  alerts      {len(alerts):,} new ({execution.alerts_created:,} documents "
              "with their building blocks)"]
     if execution.gap is not None:
-        lines.append(f"  gap         {execution.gap.start.isoformat()} to "
-                     f"{execution.gap.end.isoformat()}")
-    lines.extend(f"    {a.id[:12]} {a.rule_name} {a.original_time or ''}" for a in alerts)
+        lines.append(f"  gap         {display_time(execution.gap.start)} to "
+                     f"{display_time(execution.gap.end)}")
+    lines.extend(f"    {a.id[:12]} {a.rule_name} {display_time(a.original_time)}" for a in alerts)
     typer.echo(terminal_text("\n".join(lines), keep_newlines=True))
 
 

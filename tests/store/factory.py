@@ -4,7 +4,10 @@ building blocks and its shell, with deterministic ids derived from a key."""
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
+
+from rich.console import Console
 
 RULE_ID = "d33ea3bf-9a11-463e-bd46-f648f2a0f4b1"
 RULE_NAME = "Remote Windows Service Installed"
@@ -83,3 +86,12 @@ def single_doc(key: str, *, time: str = "2024-05-01T10:00:00.000Z", host: str = 
         "source.ip": "192.0.2.9",
     })
     return doc
+
+
+def render(renderable: object) -> str:
+    """What a 200-column terminal shows (with escapes as rich writes them, no colour)."""
+    console = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
+    console.print(renderable)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(out, str)
+    return out

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from rich.console import Console
 
-from tests.store.factory import sequence_docs, single_doc
+from tests.store.factory import render, sequence_docs, single_doc
 from vigil.store import AlertFilter, SqliteStore, StoreError
 from vigil.store.views import (
     ALERTS_INDEX,
@@ -27,13 +26,6 @@ from vigil.store.views import (
 HOSTILE_USER = "\x1b]8;;http://evil\x07click\x1b]8;;\x07[bold red]admin[/]\x1b[2J"
 
 
-def _render(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=200, force_terminal=True, color_system=None)
-    console.print(renderable)
-    out = console.file.getvalue()  # type: ignore[attr-defined]
-    assert isinstance(out, str)
-    return out
-
 
 @pytest.fixture
 def filled(store: SqliteStore) -> SqliteStore:
@@ -43,19 +35,19 @@ def filled(store: SqliteStore) -> SqliteStore:
 
 
 def test_list_and_show_neutralise_log_content(filled: SqliteStore) -> None:
-    listing = _render(alerts_table(filled.list_alerts(AlertFilter())))
+    listing = render(alerts_table(filled.list_alerts(AlertFilter())))
     assert "\x1b]" not in listing and "\x1b[2J" not in listing and "\x07" not in listing
     assert "[bold red]admin[/]" in listing  # shown as text, not applied as markup
     shell = filled.get_alert(sequence_docs("a")[-1]["kibana.alert.uuid"])
     assert shell is not None
-    shown = _render(alert_view(shell))
+    shown = render(alert_view(shell))
     assert "\x1b]" not in shown and "[bold red]admin[/]" in shown
     assert "2 event(s) of the sequence" in shown and "service-installed" in shown
     raw = alert_json(shell)
     documents = orjson.loads(raw)  # one JSON document: the array of the alert's documents
     assert "\x1b" not in raw and [d.get("kibana.alert.group.index") for d in documents] == \
         [0, 1, None]
-    assert _render(alerts_table([])).strip() == "no alerts match"
+    assert render(alerts_table([])).strip() == "no alerts match"
 
 
 def test_change_status_by_prefix(filled: SqliteStore) -> None:
@@ -110,7 +102,7 @@ def test_executions_table(store: SqliteStore) -> None:
     run = store.record_execution_start("r1", start, start - timedelta(minutes=9), start)
     store.finish_execution(run, "partial failure", "This rule reached the maximum alert limit "
                            "for the rule execution. Some alerts were not created.")
-    shown = _render(executions_table(store.list_executions()))
+    shown = render(executions_table(store.list_executions()))
     assert "partial failure" in shown and "maximum alert limit" in shown
 
 

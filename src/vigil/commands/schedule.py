@@ -27,7 +27,7 @@ from vigil.eql.schema import to_date_ns
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.jsonl import read_json_stream
 from vigil.events.reader import LogonIdMode, iter_input_files
-from vigil.report.safe import terminal_text
+from vigil.report.safe import display_time, terminal_text
 from vigil.rules import Rule, load_exceptions
 from vigil.rules.model import parse_interval
 from vigil.store import FileBlock, Gap, RuleState, SqliteStore, WebhookNotifier, open_store
@@ -172,8 +172,8 @@ class _QuietStretch:
         execution_id = self.store.record_execution_start(self.rule.rule_id, self.last,
                                                          self.window_from, self.window_to)
         message = ("Rule execution completed successfully" if self.count == 1 else
-                   f"{self.count:,} runs from {self.first.isoformat()} to "
-                   f"{self.last.isoformat()} found no event in their windows")
+                   f"{self.count:,} runs from {display_time(self.first)} to "
+                   f"{display_time(self.last)} found no event in their windows")
         self.store.complete_execution(execution_id, "succeeded", message, documents=[],
                                       events_read=0, gap=None, notify=False)
         self.count = 0
@@ -256,12 +256,12 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     late = late_events(timeline, runs) if request.window_on == "@timestamp" else []
     seconds = time.perf_counter() - began
     err.print(f"replayed {executions:,} execution(s) of {len(rules)} rule(s) from "
-              f"{start.isoformat()} to {end.isoformat()} over {stats.events:,} events "
+              f"{display_time(start)} to {display_time(end)} over {stats.events:,} events "
               f"in {seconds:.1f} s: {new_alerts:,} new alert(s)", markup=False)
     for bad in stats.bad_records[:10]:
         err.print(f"  {terminal_text(str(bad))}", markup=False)
     for execution in not_ok:
-        err.print(f"  {execution.started_at.isoformat()} {terminal_text(execution.rule.name)}: "
+        err.print(f"  {display_time(execution.started_at)} {terminal_text(execution.rule.name)}: "
                   f"{execution.status}: {terminal_text(execution.message)}", markup=False)
     if late:
         err.print(f"{len(late):,} event(s) arrived after every window covering their "
@@ -513,7 +513,7 @@ class Watcher:
         created = _store_execution(store, execution, notify)
         if created or execution.status != "succeeded":
             shells = sum(1 for a in execution.alerts if a.id in set(created))
-            err.print(f"{now.isoformat()} {terminal_text(rule.name)}: {execution.status}, "
+            err.print(f"{display_time(now)} {terminal_text(rule.name)}: {execution.status}, "
                       f"{shells} new alert(s)"
                       + (f": {terminal_text(execution.message)}" if execution.messages else ""),
                       markup=False)

@@ -15,7 +15,7 @@ import orjson
 
 from vigil.detect.alerts import Alert
 from vigil.eql.schema import raw_getter
-from vigil.report.safe import csv_cell, terminal_text
+from vigil.report.safe import csv_cell, display_time, terminal_text
 
 if TYPE_CHECKING:  # rich is imported where a table is drawn: NDJSON and CSV runs skip it
     from rich.console import Console
@@ -71,7 +71,7 @@ def alerts_table(alerts: Sequence[Alert], width: int = 200) -> Table:
         doc = alert.document
         summary = doc.get("vigil.summary") or _event_summary(alert)
         severity = str(doc.get("kibana.alert.severity", ""))
-        cells = [Text(_text(doc.get("kibana.alert.original_time"), 30)),
+        cells = [Text(display_time(doc.get("kibana.alert.original_time"))),
                  Text(_text(severity), style=_SEVERITY_STYLE.get(severity, "")),
                  Text(_text(alert.rule.name, 50)),
                  Text(_text(summary.get("host")))]

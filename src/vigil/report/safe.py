@@ -1,9 +1,13 @@
-"""Making attacker-controlled text safe to print, to put in a spreadsheet or in HTML."""
+"""Making attacker-controlled text safe to print, to put in a spreadsheet or in HTML; and
+the one timestamp format vigil shows on screen."""
 
 from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
+
+from vigil.times import es_date
 
 # C0 controls except tab, DEL and C1 controls: shown as U+FFFD.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -49,3 +53,18 @@ def csv_cell(value: object) -> str:
 def html_text(value: object) -> str:
     """Text escaped for HTML element content and attribute values."""
     return html.escape(reveal("" if value is None else str(value)), quote=True)
+
+
+def display_time(value: object) -> str:
+    """The one timestamp format of every screen (issue 14): ISO 8601 in UTC to the
+    millisecond, ``2024-05-01T10:00:00.000Z``, Elasticsearch's own date output, so a time
+    copied from vigil pastes into Kibana's search. A datetime without a zone is taken as UTC;
+    text that is not a timestamp is shown as text (safely)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    text = str(value)
+    shown = es_date(text.strip())
+    return terminal_text(text) if shown is None else shown

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast, get_args
 
 from vigil.errors import VigilError
 
@@ -48,6 +48,36 @@ _WORKFLOW: dict[str, WorkflowStatus] = {
 _EXECUTION: dict[str, ExecutionStatus] = {
     "running": "running", "succeeded": "succeeded", "partial failure": "partial failure",
     "failed": "failed"}
+
+
+# Kibana's closing reasons, stored in ``kibana.alert.workflow_reason`` when an alert is closed
+# and removed by any other status change (Kibana's set_alerts_status route and its
+# "Close alert" menu: Duplicate, False positive, True positive, Benign positive, Other).
+CloseReason = Literal["duplicate", "false_positive", "true_positive", "benign_positive",
+                      "other"]
+CLOSE_REASONS: tuple[str, ...] = get_args(CloseReason)
+# A note is the analyst's text; bounded so a pasted log cannot bloat the store.
+MAX_NOTE_CHARS = 10_000
+
+
+def close_reason(value: str) -> CloseReason:
+    """A closing reason from user input (``false-positive`` and ``False positive`` too)."""
+    key = value.strip().lower().replace("-", "_").replace(" ", "_")
+    for reason in CLOSE_REASONS:
+        if reason == key:
+            return cast("CloseReason", reason)
+    raise StoreError(f"unknown closing reason {value!r}: expected one of "
+                     f"{', '.join(CLOSE_REASONS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertNote:
+    """An analyst's note on an alert, with the status change it came with."""
+
+    at: str
+    by: str
+    status: WorkflowStatus
+    text: str
 
 
 def workflow_status(value: str) -> WorkflowStatus:
@@ -268,6 +298,7 @@ class StoredAlert:
     execution_id: int | None
     document: dict[str, Any] = field(repr=False)
     building_blocks: tuple[StoredAlert, ...] = ()
+    notes: tuple[AlertNote, ...] = ()
 
     @property
     def is_sequence_member(self) -> bool:
@@ -400,7 +431,8 @@ class AlertStore(Protocol):
     def export_alerts(self, filters: AlertFilter = ALL_ALERTS) -> Iterator[dict[str, Any]]: ...
 
     def set_workflow_status(self, ids: Sequence[str], status: WorkflowStatus, who: str, *,
-                            at: datetime | None = None) -> StatusChange: ...
+                            at: datetime | None = None, reason: CloseReason | None = None,
+                            note: str | None = None) -> StatusChange: ...
 
     # webhook outbox
     def enqueue_notifications(self, alert_ids: Iterable[str]) -> int: ...

@@ -120,6 +120,21 @@ _V3 = (
 )
 
 
+# Version 4: analysts' notes, one row per note, kept in the order written (`vigil alerts
+# close --reason ... --note ...`); the closing reason itself lives in the alert document.
+_V4 = (
+    """CREATE TABLE alert_notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id TEXT NOT NULL REFERENCES alerts (id),
+        at TEXT NOT NULL,
+        by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        text TEXT NOT NULL
+    )""",
+    "CREATE INDEX alert_notes_alert ON alert_notes (alert_id, id)",
+)
+
+
 def _statements(sql: tuple[str, ...]) -> Callable[[sqlite3.Connection], None]:
     def migrate(conn: sqlite3.Connection) -> None:
         # One statement at a time: executescript() would COMMIT the surrounding transaction.
@@ -133,6 +148,7 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _statements(_V1),
     _statements(_V2),
     _statements(_V3),
+    _statements(_V4),
 )
 LATEST = len(MIGRATIONS)
 

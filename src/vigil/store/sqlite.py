@@ -23,6 +23,7 @@ Choices, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -37,8 +38,11 @@ import orjson
 from vigil.store.model import (
     ALL_ALERTS,
     FINAL_STATUSES,
+    MAX_NOTE_CHARS,
     SUCCEEDED_MESSAGE,
     AlertFilter,
+    AlertNote,
+    CloseReason,
     DeadLetter,
     Delivery,
     Execution,
@@ -51,6 +55,7 @@ from vigil.store.model import (
     StoreError,
     WorkflowStatus,
     alert_summary,
+    close_reason,
     execution_status,
     field_text,
     normalize_time,
@@ -527,7 +532,13 @@ class SqliteStore:
             blocks: tuple[StoredAlert, ...] = ()
             if row["group_id"] == row["id"]:
                 blocks = tuple(self._members([alert_id]).get(alert_id, []))
-        return self._alert(row, blocks)
+            notes = tuple(
+                AlertNote(at=n["at"], by=n["by"], status=workflow_status(n["status"]),
+                          text=n["text"])
+                for n in self._conn.execute(
+                    "SELECT at, by, status, text FROM alert_notes WHERE alert_id = ? "
+                    "ORDER BY id", (alert_id,)))
+        return dataclasses.replace(self._alert(row, blocks), notes=notes)
 
     def resolve_alert_ids(self, refs: Sequence[str]) -> dict[str, list[str]]:
         """For each reference, the ids it names: itself if stored, else the ids starting with
@@ -631,11 +642,24 @@ class SqliteStore:
                 remaining -= len(rows)
 
     def set_workflow_status(self, ids: Sequence[str], status: WorkflowStatus, who: str, *,
-                            at: datetime | None = None) -> StatusChange:
+                            at: datetime | None = None, reason: CloseReason | None = None,
+                            note: str | None = None) -> StatusChange:
         """Acknowledge, close or reopen alerts; a shell's building blocks follow it. The
         stored document changes too, as Kibana's update does: workflow_status,
-        workflow_user, workflow_status_updated_at."""
+        workflow_user, workflow_status_updated_at, and workflow_reason set when closing
+        with a reason and removed otherwise. Like Kibana's update, an alert already in the
+        target status is left as it is. ``note`` is recorded on each named alert (changed or
+        not: a note on a closed alert is still worth keeping)."""
         target = workflow_status(status)
+        if reason is not None:
+            reason = close_reason(reason)
+            if target != "closed":
+                raise StoreError("a closing reason goes with closing alerts only")
+        if note is not None:
+            note = note.strip()
+            if len(note) > MAX_NOTE_CHARS:
+                raise StoreError(f"the note has {len(note)} characters; at most "
+                                 f"{MAX_NOTE_CHARS} are kept")
         moment = at or utc_now()
         stamp = normalize_time(moment)
         changed: list[str] = []
@@ -648,6 +672,10 @@ class SqliteStore:
                 if row is None:
                     missing.append(alert_id)
                     continue
+                if note:
+                    self._conn.execute(
+                        "INSERT INTO alert_notes (alert_id, at, by, status, text) "
+                        "VALUES (?, ?, ?, ?, ?)", (alert_id, stamp, who, target, note))
                 targets = [alert_id]
                 if row["group_id"] == alert_id:
                     targets += [str(r[0]) for r in self._conn.execute(
@@ -667,6 +695,10 @@ class SqliteStore:
                     document["kibana.alert.workflow_status"] = target
                     document["kibana.alert.workflow_user"] = who
                     document["kibana.alert.workflow_status_updated_at"] = _kibana_time(moment)
+                    if reason is not None:
+                        document["kibana.alert.workflow_reason"] = reason
+                    else:
+                        document.pop("kibana.alert.workflow_reason", None)
                     self._conn.execute(
                         """UPDATE alerts SET workflow_status = ?, status_changed_by = ?,
                                status_changed_at = ?, document = ? WHERE id = ?""",

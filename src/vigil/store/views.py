@@ -19,10 +19,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vigil.report.safe import terminal_text
+from vigil.report.safe import display_time, terminal_text
 from vigil.store.model import (
     AlertFilter,
     AlertStore,
+    CloseReason,
     Execution,
     StatusChange,
     StoredAlert,
@@ -86,31 +87,41 @@ def alert_filter(*, rule: str | None = None, host: str | None = None,
 # ---------------------------------------------------------------- list / show
 
 
-def _short_time(value: str | None) -> str:
-    # The stored form has nine fractional digits; milliseconds are enough on screen.
-    return "" if value is None else value[:23].replace("T", " ") + "Z"
+def alerts_table(alerts: Sequence[StoredAlert], *, total: int | None = None,
+                 width: int = 200) -> RenderableType:
+    """``vigil alerts list``: one row per alert, newest first, event time first. The time
+    never wraps; below 120 columns the user and source columns go, the id is cut to 8
+    characters (any 6 name an alert) and the box loses its vertical lines."""
+    from rich import box
 
-
-def alerts_table(alerts: Sequence[StoredAlert], *, total: int | None = None) -> RenderableType:
-    """``vigil alerts list``: one row per alert, newest first."""
     if not alerts:
         return Text("no alerts match")
     shown = f"{len(alerts)} alert(s)" if total is None or total == len(alerts) else \
         f"{len(alerts)} of {total} alert(s)"
-    table = Table(title=shown, title_justify="left")
-    for column in ("id", "time", "rule", "severity", "status", "host", "user", "source.ip"):
-        table.add_column(column, overflow="fold")
+    narrow = width < 120
+    table = Table(title=shown, title_justify="left",
+                  box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+    table.add_column("time", no_wrap=True, min_width=24)  # a timestamp never wraps
+    table.add_column("id", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    table.add_column("rule", overflow="fold", ratio=2)
+    table.add_column("host", overflow="fold", ratio=1)
+    if not narrow:
+        table.add_column("user", overflow="fold", ratio=1)
+        table.add_column("source.ip", overflow="fold", ratio=1)
     for alert in alerts:
-        table.add_row(
-            _cell(alert.id[:12]),
-            _cell(_short_time(alert.original_time)),
-            _cell(alert.rule_name, 50),
+        cells = [
+            _cell(display_time(alert.original_time)),
+            _cell(alert.id[:8] if narrow else alert.id[:12]),
             _cell(alert.severity, style=_SEVERITY_STYLE.get(alert.severity, "")),
             _cell(alert.workflow_status, style=_STATUS_STYLE.get(alert.workflow_status, "")),
+            _cell(alert.rule_name, 50),
             _cell(alert.host),
-            _cell(alert.user),
-            _cell(alert.source_ip),
-        )
+        ]
+        if not narrow:
+            cells += [_cell(alert.user), _cell(alert.source_ip)]
+        table.add_row(*cells)
     return table
 
 
@@ -132,11 +143,13 @@ def alert_view(alert: StoredAlert) -> RenderableType:
         ("id", alert.id),
         ("rule", f"{alert.rule_name} ({alert.rule_id})"),
         ("severity", f"{alert.severity} (risk score {doc.get('kibana.alert.risk_score')})"),
-        ("original time", alert.original_time),
-        ("created", alert.created_at),
+        ("original time", display_time(alert.original_time)),
+        ("created", display_time(alert.created_at)),
         ("status", alert.workflow_status),
-        ("status changed", f"{alert.status_changed_at} by {alert.status_changed_by}"
+        ("status changed", f"{display_time(alert.status_changed_at)} by {alert.status_changed_by}"
          if alert.status_changed_at else None),
+        ("closing reason", str(doc["kibana.alert.workflow_reason"]).replace("_", " ")
+         if doc.get("kibana.alert.workflow_reason") else None),
         ("reason", doc.get("kibana.alert.reason")),
     ]
     rows += [(label.replace("_", " "), value) for label, value in alert_summary(doc).items()]
@@ -145,17 +158,29 @@ def alert_view(alert: StoredAlert) -> RenderableType:
         events = Table(title=f"{len(alert.building_blocks)} event(s) of the sequence",
                        title_justify="left")
         for column in ("#", "time", "event.action", "event.code", "host", "building block id"):
-            events.add_column(column, overflow="fold")
+            if column == "time":
+                events.add_column(column, no_wrap=True, min_width=24)
+            else:
+                events.add_column(column, overflow="fold")
         for position, block in enumerate(alert.building_blocks):
             events.add_row(
                 Text(str(position)),
-                _cell(_short_time(block.original_time)),
+                _cell(display_time(block.original_time)),
                 _cell(lookup(block.document, "event.action")),
                 _cell(lookup(block.document, "event.code")),
                 _cell(block.host),
                 _cell(block.id[:12]),
             )
         parts.append(events)
+    if alert.notes:
+        notes = Table(title=f"{len(alert.notes)} note(s)", title_justify="left")
+        notes.add_column("time", no_wrap=True, min_width=24)
+        for column in ("by", "status", "note"):
+            notes.add_column(column, overflow="fold")
+        for entry in alert.notes:
+            notes.add_row(_cell(display_time(entry.at)), _cell(entry.by), _cell(entry.status),
+                          Text(terminal_text(entry.text, keep_newlines=True)))
+        parts.append(notes)
     return Group(*parts)
 
 
@@ -167,25 +192,34 @@ def alert_json(alert: StoredAlert) -> str:
     return terminal_text(text, keep_newlines=True)
 
 
-def executions_table(executions: Sequence[Execution]) -> RenderableType:
-    """Rule runs (newest first): window, outcome, Elastic's message, uncovered range."""
+def executions_table(executions: Sequence[Execution], *, width: int = 200) -> RenderableType:
+    """Rule runs (newest first): window, outcome, Elastic's message, uncovered range. The
+    window's bounds are two columns that never wrap; below 120 columns the run time goes."""
     if not executions:
         return Text("no executions")
+    narrow = width < 120
     table = Table(title=f"{len(executions)} execution(s)", title_justify="left")
-    for column in ("id", "rule", "window", "status", "events", "alerts", "ms", "message"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", no_wrap=True)
+    table.add_column("from", no_wrap=True, min_width=24)
+    table.add_column("to", no_wrap=True, min_width=24)
+    for column in ("rule", "status", "events", "alerts", *(() if narrow else ("ms",)),
+                   "message"):
+        table.add_column(column, overflow="fold", ratio=2 if column in ("rule", "message")
+                         else None)
     for run in executions:
         message = run.message
         if run.gap is not None:
-            message += f" [gap {run.gap.start.isoformat()} – {run.gap.end.isoformat()}]"
-        table.add_row(
-            Text(str(run.id)), _cell(run.rule_id, 40),
-            _cell(f"{run.window_from.isoformat()} – {run.window_to.isoformat()}"),
+            message += f" [gap {display_time(run.gap.start)} – {display_time(run.gap.end)}]"
+        cells = [
+            Text(str(run.id)), _cell(display_time(run.window_from)),
+            _cell(display_time(run.window_to)), _cell(run.rule_id, 40),
             _cell(run.status, style="red" if run.status == "failed" else
                   "yellow" if run.status == "partial failure" else ""),
-            Text(str(run.events_read)), Text(str(run.alerts_created)),
-            Text("" if run.duration_ms is None else str(run.duration_ms)),
-            _cell(message, 300))
+            Text(str(run.events_read)), Text(str(run.alerts_created))]
+        if not narrow:
+            cells.append(Text("" if run.duration_ms is None else str(run.duration_ms)))
+        cells.append(_cell(message, 300))
+        table.add_row(*cells)
     return table
 
 
@@ -241,9 +275,11 @@ class StatusResult:
 
 
 def change_status(store: AlertStore, refs: Sequence[str], status: WorkflowStatus | str,
-                  who: str | None = None, *, at: datetime | None = None) -> StatusResult:
-    """``vigil alerts ack|close|reopen ID...``: change what the references name; the
-    message says what changed, and ``problems`` what could not be found."""
+                  who: str | None = None, *, at: datetime | None = None,
+                  reason: CloseReason | None = None, note: str | None = None) -> StatusResult:
+    """``vigil alerts ack|close|reopen ID... [--reason R] [--note TEXT]``: change what the
+    references name; the message says what changed, and ``problems`` what could not be
+    found."""
     target = workflow_status(status)
     resolved = resolve_ids(store, refs)
     # A building block follows its shell (Kibana changes the alert, not one of its events):
@@ -254,7 +290,7 @@ def change_status(store: AlertStore, refs: Sequence[str], status: WorkflowStatus
         group = alert.group_id if alert is not None and alert.is_building_block else None
         ids.append(group or alert_id)
     change = store.set_workflow_status(tuple(dict.fromkeys(ids)), target,
-                                       who or current_user(), at=at)
+                                       who or current_user(), at=at, reason=reason, note=note)
     resolved = Resolved(tuple(dict.fromkeys(ids)), resolved.problems)
     requested = set(resolved.ids)
     main = [i for i in change.changed if i in requested]
@@ -262,8 +298,12 @@ def change_status(store: AlertStore, refs: Sequence[str], status: WorkflowStatus
     parts = [f"{_VERBS[target]} {len(main)} alert(s)"]
     if blocks:
         parts[0] += f" and {blocks} building block(s)"
+    if reason is not None and main:
+        parts[0] += f" as {reason.replace('_', ' ')}"
     if change.unchanged:
         parts.append(f"{len(change.unchanged)} already {target}")
+    if note and resolved.ids:
+        parts.append(f"note added to {len(resolved.ids)}")
     problems = (*resolved.problems, *(f"{terminal_text(m)}: no such alert"
                                       for m in change.missing))
     return StatusResult(change, problems, "; ".join(parts))

@@ -13,9 +13,9 @@ nothing behind when the value does not convert.
 from __future__ import annotations
 
 import ipaddress
-import re
-from datetime import UTC, datetime
 from typing import Any
+
+from vigil.times import es_date
 
 Doc = dict[str, Any]
 
@@ -303,29 +303,6 @@ def finish_event_data(winlog: Doc) -> None:
         drop_empty_data(winlog, frozenset({"", "-"}))
         if not data:
             del winlog["event_data"]
-
-
-# ISO 8601 as the date processor reads it: date, time, a fraction of any length, a zone.
-_ISO = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9}))?"
-                  r"(Z|[+-]\d{2}:?\d{2})?\Z")
-
-
-def es_date(text: str) -> str | None:
-    """An ISO 8601 time as Elasticsearch's ``date`` processor writes it (its default output
-    format ``yyyy-MM-dd'T'HH:mm:ss.SSSXXX``: milliseconds, UTC as ``Z``)."""
-    match = _ISO.match(text)
-    if match is None:
-        return None
-    day, clock, fraction, zone = match.groups()
-    millis = (fraction or "").ljust(3, "0")[:3]
-    if zone in (None, "Z", "+00:00", "-00:00", "+0000", "-0000"):
-        return f"{day}T{clock}.{millis}Z"
-    try:
-        moment = datetime.fromisoformat(f"{day}T{clock}.{millis}{zone}")
-    except ValueError:
-        return None
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def time_and_level(doc: Doc, winlog: Doc, *, keep: bool) -> None:
