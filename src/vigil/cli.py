@@ -172,6 +172,10 @@ def detect_command(
     fail_on_alert: Annotated[bool, typer.Option(
         "--fail-on-alert", help="Exit 1 when an alert is raised (for scripts and CI).")
     ] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress bar (shown on a terminal for runs over 2 s; the "
+                              "summary still prints: it reports what was lost).")
+    ] = False,
 ) -> None:
     """Run detection rules over logs and print the alerts Elastic Security would raise.
 
@@ -190,7 +194,7 @@ def detect_command(
         output=output, logon_id=logon_id,
         max_signals=max_signals, start=_parse_time(start, "--from"),
         end=_parse_time(end, "--to"), index_all=index_all, explain=explain, engine=engine,
-        min_severity=min_severity, fail_on_alert=fail_on_alert,
+        min_severity=min_severity, fail_on_alert=fail_on_alert, quiet=quiet,
     )
     raise typer.Exit(run_detect(request))
 

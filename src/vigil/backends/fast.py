@@ -93,7 +93,7 @@ from vigil.events.jsonl import (
     text_encoding,
 )
 from vigil.events.reader import iter_input_files, read_file
-from vigil.events.records import RecordGates
+from vigil.events.records import ReadProgress, RecordGates
 from vigil.rules.model import Rule
 
 Event = Mapping[str, Any]
@@ -645,11 +645,14 @@ def run_fast(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
              read_options: ReadOptions, options: DetectOptions,
              exceptions_for: Callable[[Rule], EventFilter | None] | None = None,
              workers: int | None = None, gate: bool = True,
+             progress: ReadProgress | None = None,
              ) -> tuple[DetectResult, FastStats]:
     """``run_detection`` over the input files, reading only what a rule can match."""
     events, per_rule, fast = kept_events(rules, paths, stats, read_options,
                                          index_all=options.index_all, workers=workers,
-                                         gate=gate)
+                                         gate=gate, progress=progress)
+    if progress is not None:
+        progress.phase(f"running {len(rules)} rule(s) on {len(events):,} kept event(s)")
     totals = run_detection([], events, options=options)
     outcomes = []
     for rule, rule_events in zip(rules, per_rule, strict=True):
@@ -666,6 +669,7 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 read_options: ReadOptions, *, index_all: bool = False,
                 workers: int | None = None, gate: bool = True,
                 schema_for: Callable[[str], Schema] = ecs_schema,
+                progress: ReadProgress | None = None,
                 ) -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]], FastStats]:
     """The events the rules must see, read from the input files as the reference reads
     them, in input order: all of them, and per rule those that match one of its stages
@@ -678,6 +682,8 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
     files = list(iter_input_files(paths, stats))
     plain = [p for p in files if _is_plain(p)]
     other = [p for p in files if p not in plain]
+    if progress is not None:
+        progress.begin(len(files), sum(_size(p) for p in files), "reading")
     sample = _sample(plain)
     spec = _JobSpec(tuple(rules), read_options, index_all, gate, sample, schema_for,
                     evtx=any(p.name.lower().endswith(".evtx") for p in other),
@@ -703,7 +709,7 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             gc.freeze()
         with _pool(workers, spec) as pool:
             for path, (data, matched, read_stats) in zip(
-                    other, _read_others(pool, other, workers), strict=True):
+                    other, _read_others(pool, other, workers, progress), strict=True):
                 file_stats[path] = read_stats
                 received = list(zip(data, matched, strict=True))
                 per_file[path] = received
@@ -716,6 +722,8 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
                 lines_before = 0
                 for scanned in pool.imap(_scan, _ranges(path, 1, workers * 4)):
                     _account(scan_stats, str(path), scanned, lines_before)
+                    if progress is not None:
+                        progress.read(str(path), scanned.size, scanned.lines)
                     lines_before += scanned.lines
                     fast.lines_parsed += scanned.parsed
                     fast.lines_skipped += scanned.lines - scanned.parsed
@@ -742,10 +750,15 @@ def kept_events(rules: Sequence[Rule], paths: Sequence[Path], stats: ReadStats,
             second = replace(spec, phase_two=tuple(phase_two),
                              phase_two_stages=tuple(job.phase_two_stages),
                              key_sets=tuple((n, frozenset(k)) for n, k in keys.items()))
+            if progress is not None:
+                progress.begin(len(plain), sum(_size(p) for p in plain),
+                               "second pass (join keys)")
             with _pool(workers, second) as pool:  # forked now: the workers see phase two
                 for path in plain:
                     for scanned in pool.imap(_scan, _ranges(path, 2, workers * 4)):
                         fast.lines_parsed += scanned.parsed
+                        if progress is not None:
+                            progress.read(str(path), scanned.size, 0)
                         _merge(kept[path], scanned.kept)
             _trace("phase two")
     finally:
@@ -877,17 +890,20 @@ def _read_other_at(task: tuple[int, str],
     return number, data, matched, stats
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def _read_others(pool: Any, paths: Sequence[Path], workers: int,
+                 progress: ReadProgress | None = None,
                  ) -> Iterator[tuple[list[bytes], list[_Matched], ReadStats]]:
     """``_read_other`` of each path, yielded in the order of ``paths``. The files are handed
     out largest first (the last tasks are then the shortest, so the workers finish
     together), a few per task: many small files cost a pipe round trip each otherwise."""
-    sizes: dict[int, int] = {}
-    for number, path in enumerate(paths):
-        try:
-            sizes[number] = path.stat().st_size
-        except OSError:
-            sizes[number] = 0
+    sizes = {number: _size(path) for number, path in enumerate(paths)}
     order = sorted(sizes, key=lambda number: -sizes[number])
     chunk = max(1, min(_MAX_CHUNK, len(paths) // (workers * _TASKS_PER_WORKER)))
     done: dict[int, tuple[list[bytes], list[_Matched], ReadStats]] = {}
@@ -895,6 +911,8 @@ def _read_others(pool: Any, paths: Sequence[Path], workers: int,
     for number, data, matched, stats in pool.imap_unordered(
             _read_other_at, [(n, str(paths[n])) for n in order], chunksize=chunk):
         done[number] = (data, matched, stats)
+        if progress is not None:  # as they arrive: a slow first file must not hide the rest
+            progress.read(str(paths[number]), sizes[number], stats.events)
         while following in done:
             yield done.pop(following)
             following += 1

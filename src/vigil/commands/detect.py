@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from vigil.detect.run import DetectOptions, DetectResult, run_detection
 from vigil.errors import RuleError
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.events.reader import LogonIdMode
+from vigil.events.records import ReadProgress
 from vigil.report.safe import terminal_text
 from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, load_rules
 from vigil.rules.model import Rule
@@ -53,6 +54,7 @@ class DetectRequest:
     engine: str = "auto"  # auto | fast | reference (see vigil.backends.fast)
     min_severity: str | None = None  # only alerts at or above (low < medium < high < critical)
     fail_on_alert: bool = False  # exit 1 when an alert (at or above min_severity) is raised
+    quiet: bool = False  # no progress bar (the summary stays: it is where losses are told)
 
 
 def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[RuleError]]:
@@ -124,20 +126,31 @@ def run_detect(request: DetectRequest) -> int:
     options = DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
                             start=request.start, end=request.end)
     read_options = ReadOptions(logon_id=request.logon_id)
-    # --explain counts every event's index, which needs every event parsed.
-    if request.engine == "reference" or request.explain:
-        events = list(read_events(request.paths, stats, read_options))
-        if request.explain:
-            _explain(rules, events, request.index_all, err)
-        result = run_detection(rules, events, options=options, exceptions_for=exceptions_for)
-    else:
-        from vigil.backends.fast import run_fast
+    from vigil.report.progress import TerminalProgress
 
-        result, fast = run_fast(rules, request.paths, stats, read_options, options,
-                                exceptions_for=exceptions_for)
-        if fast.lines_skipped:
-            notes = [*notes, f"{fast.lines_skipped:,} line(s) no rule can match were skipped "
-                     "unparsed (--engine reference reads and checks every line)"]
+    progress = TerminalProgress() if TerminalProgress.wanted(quiet=request.quiet) else None
+    try:
+        # --explain counts every event's index, which needs every event parsed.
+        if request.engine == "reference" or request.explain:
+            events = list(_reading(read_events(request.paths, stats, read_options), stats,
+                                   progress, request.paths))
+            if request.explain:
+                _explain(rules, events, request.index_all, err)
+            if progress is not None:
+                progress.phase(f"running {len(rules)} rule(s) on {len(events):,} event(s)")
+            result = run_detection(rules, events, options=options,
+                                   exceptions_for=exceptions_for)
+        else:
+            from vigil.backends.fast import run_fast
+
+            result, fast = run_fast(rules, request.paths, stats, read_options, options,
+                                    exceptions_for=exceptions_for, progress=progress)
+            if fast.lines_skipped:
+                notes = [*notes, f"{fast.lines_skipped:,} line(s) no rule can match were "
+                         "skipped unparsed (--engine reference reads and checks every line)"]
+    finally:
+        if progress is not None:
+            progress.close()  # erased before the table and the summary are written
     if request.min_severity is not None:
         result = _at_least(result, request.min_severity)
     _write(result, request, stats)
@@ -145,6 +158,31 @@ def run_detect(request: DetectRequest) -> int:
     if rule_errors:
         return EXIT_USAGE
     return EXIT_ALERTS if request.fail_on_alert and result.alerts else EXIT_OK
+
+
+def _reading(events: Iterator[dict[str, Any]], stats: ReadStats,
+             progress: ReadProgress | None, paths: Sequence[Path],
+             ) -> Iterator[dict[str, Any]]:
+    """The reference reader's events, telling ``progress`` every few thousand (its bytes are
+    counted as each file ends)."""
+    if progress is None:
+        yield from events
+        return
+    from vigil.events.reader import iter_input_files
+
+    files = list(iter_input_files(paths, ReadStats()))
+    progress.begin(len(files), sum(f.stat().st_size for f in files if f.exists()), "reading")
+    told_bytes = told_events = 0
+    where = ""
+    for number, event in enumerate(events, 1):
+        yield event
+        source = event.get("vigil")
+        if isinstance(source, dict) and isinstance(source.get("source"), dict):
+            where = str(source["source"].get("path") or where)
+        if number % 4096 == 0 or stats.bytes != told_bytes:
+            progress.read(where, stats.bytes - told_bytes, stats.events - told_events)
+            told_bytes, told_events = stats.bytes, stats.events
+    progress.read(where, stats.bytes - told_bytes, stats.events - told_events)
 
 
 def _at_least(result: DetectResult, severity: str) -> DetectResult:

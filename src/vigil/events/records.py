@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 LogonIdMode = Literal["intended", "elastic"]
 
@@ -41,6 +41,20 @@ class ReadOptions:
     logon_id: LogonIdMode = "intended"
     timestamp_field: str = "@timestamp"
     workers: int = 1
+
+
+class ReadProgress(Protocol):
+    """Told what a run has read as it reads (the terminal's progress bar, issue 14). Calls
+    come from the process that reads or collects the workers' results, never a worker."""
+
+    def begin(self, files: int, total_bytes: int, text: str) -> None:
+        """A pass over ``files`` holding ``total_bytes`` starts."""
+
+    def read(self, path: str, nbytes: int, events: int) -> None:
+        """``nbytes`` more of ``path`` were read, holding ``events`` more events."""
+
+    def phase(self, text: str) -> None:
+        """A step after the reading (the rules running) starts."""
 
 
 @dataclass(slots=True)
