@@ -27,3 +27,22 @@ def es_date(text: str) -> str | None:
         return None
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def sort_key(value: object) -> tuple[int, str]:
+    """A key that orders ISO 8601 times by the instant they name, whatever their precision
+    or zone (as text, ``...00.008Z`` sorts after ``...00.0081Z``); anything else sorts last,
+    in text order."""
+    text = str(value) if value is not None else ""
+    match = _ISO.match(text.strip())
+    if match is None:
+        return (1, text)
+    day, clock, fraction, zone = match.groups()
+    nanos = (fraction or "").ljust(9, "0")
+    if zone in (None, "Z", "+00:00", "-00:00", "+0000", "-0000"):
+        return (0, f"{day}T{clock}.{nanos}")
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}{zone}").astimezone(UTC)
+    except ValueError:
+        return (1, text)
+    return (0, moment.strftime("%Y-%m-%dT%H:%M:%S.") + nanos)

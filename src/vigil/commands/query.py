@@ -18,8 +18,12 @@ from vigil.errors import EqlError
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.report.safe import terminal_text
 
-TABLE_FIELDS = ("@timestamp", "event.category", "event.action", "host.name", "user.name",
-                "process.name", "message")
+TABLE_FIELDS = ("@timestamp", "event.category", "event.action", "event.code", "host.name",
+                "user.name", "process.name")
+# What the last column shows when an event has no message (EVTX records carry none: Windows
+# renders messages from the provider's DLLs, which are not in the log): the alert summary's
+# fields, those not in a column of their own already.
+_SHOWN = {"host", "user", "process", "evidence"}
 
 
 def _get(event: dict[str, Any], name: str) -> Any:
@@ -99,16 +103,42 @@ def _write_ndjson(matches: list[Match]) -> None:
     out.flush()
 
 
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # ["iam", "configuration"] reads as "iam, configuration"
+        value = ", ".join(str(v) for v in value)
+    return terminal_text(value)[:120]
+
+
+def _details(event: dict[str, Any]) -> str:
+    message = _get(event, "message")
+    if message not in (None, ""):
+        return _cell_text(message)
+    from vigil.detect.alerts import summary
+
+    return _cell_text(" ".join(f"{label}={value}" for label, value in summary([event]).items()
+                               if label not in _SHOWN))
+
+
 def _write_table(matches: list[Match]) -> None:
-    table = Table("#", "stage", *TABLE_FIELDS, show_lines=False)
+    from vigil.report.safe import display_time
+
+    table = Table("#", "stage", show_lines=False)
+    for name in TABLE_FIELDS:
+        if name == "@timestamp":
+            table.add_column(name, no_wrap=True, min_width=24)  # a timestamp never wraps
+        else:
+            table.add_column(name, overflow="fold")
+    table.add_column("message or summary", overflow="fold", ratio=2)
     for number, match in enumerate(matches, 1):
         for position, event in enumerate(match.events):
             if event is None:
                 table.add_row(str(number), str(position), "(missing)")
                 continue
-            cells = []
-            for name in TABLE_FIELDS:
-                value = _get(dict(event), name)
-                cells.append("" if value is None else terminal_text(value)[:120])
+            plain = dict(event)
+            cells = [display_time(_get(plain, "@timestamp")),
+                     *(_cell_text(_get(plain, name)) for name in TABLE_FIELDS[1:]),
+                     _details(plain)]
             table.add_row(str(number), str(position), *cells)
     Console(highlight=False, markup=False).print(table)

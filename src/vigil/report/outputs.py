@@ -16,6 +16,7 @@ import orjson
 from vigil.detect.alerts import Alert
 from vigil.eql.schema import raw_getter
 from vigil.report.safe import csv_cell, display_time, terminal_text
+from vigil.times import sort_key
 
 if TYPE_CHECKING:  # rich is imported where a table is drawn: NDJSON and CSV runs skip it
     from rich.console import Console
@@ -138,10 +139,11 @@ def _lookup(event: Mapping[str, Any], column: str) -> Any:
 
 
 def write_csv(alerts: Iterable[Alert], out: IO[str]) -> int:
-    """A timeline, one row per event of each alert (Timesketch's columns first)."""
+    """A timeline, one row per event of each alert (Timesketch's columns first), in event
+    time order (rows without a time last, in alert order)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TIMELINE_COLUMNS)
-    rows = 0
+    timeline: list[dict[str, Any]] = []
     for alert in alerts:
         doc = alert.document
         for stage, event in enumerate(alert.events):
@@ -157,9 +159,11 @@ def write_csv(alerts: Iterable[Alert], out: IO[str]) -> int:
             }
             for column in _TIMELINE_FIELDS:
                 row[column] = _lookup(event, column)
-            writer.writerow([csv_cell(row.get(c)) for c in TIMELINE_COLUMNS])
-            rows += 1
-    return rows
+            timeline.append(row)
+    timeline.sort(key=lambda r: sort_key(r["datetime"]))  # stable: a sequence keeps its order
+    for row in timeline:
+        writer.writerow([csv_cell(row.get(c)) for c in TIMELINE_COLUMNS])
+    return len(timeline)
 
 
 def csv_text(alerts: Iterable[Alert]) -> str:
