@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.defects.peak import vigil_with_peak
 from tests.test_cli import EXAMPLES
 
 EXAMPLE = (EXAMPLES / "windows-security.ndjson").read_bytes()
@@ -52,21 +53,8 @@ def test_a_decompression_bomb_costs_no_memory(tmp_path: Path) -> None:
     path = tmp_path / "bomb.ndjson.gz"
     path.write_bytes(gzip.compress(_long_line(100 << 20) + EXAMPLE, compresslevel=9))
     assert path.stat().st_size < 1 << 20
-    # VmHWM, not ru_maxrss: Linux carries a forking parent's peak into the child's
-    # ru_maxrss across exec, while VmHWM belongs to the new process's own memory.
-    code = ("import sys\n"
-            "from vigil.cli import app\n"
-            "try:\n"
-            "    app(sys.argv[1:], prog_name='vigil')\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-            "print('peak', hwm.split()[1], file=sys.stderr)\n")
-    env = dict(os.environ, VIGIL_MAX_LINE_BYTES=str(LIMIT))
-    result = subprocess.run([sys.executable, "-c", code, "detect", str(path), "--engine",
-                             "reference"], cwd=REPO, capture_output=True, text=True,
-                            timeout=600, env=env)
+    result, peak_kb = vigil_with_peak("detect", path, "--engine", "reference",
+                                      VIGIL_MAX_LINE_BYTES=str(LIMIT))
     assert "line too long" in result.stderr, result.stderr
     assert "ran 1 rule(s): 3 alert(s)" in result.stderr
-    peak_kb = int(result.stderr.rsplit("peak", 1)[1])
     assert peak_kb < 100 * 1024, f"peak RSS {peak_kb} KB for a 100 MB line"

@@ -4,14 +4,11 @@ below what holding it would take (before: 424 MB for this file; now about 120 MB
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.defects.peak import vigil_with_peak
 from vigil.synth import write_ndjson
 
 
@@ -20,20 +17,9 @@ def test_a_backlog_is_read_with_bounded_memory(tmp_path: Path) -> None:
     backlog = tmp_path / "backlog.ndjson"
     write_ndjson(backlog, 60_000, seed=3)
     assert backlog.stat().st_size > 50 << 20
-    # VmHWM, not ru_maxrss: the child's own peak (see test_long_lines).
-    code = ("import sys\n"
-            "from vigil.cli import app\n"
-            "try:\n"
-            "    app(sys.argv[1:], prog_name='vigil')\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-            "print('peak', hwm.split()[1], file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code, "watch", "--once", "--store",
-                             str(tmp_path / "alerts.db"), str(backlog)], cwd=REPO,
-                            capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    result, peak_kb = vigil_with_peak("watch", "--once", "--store", tmp_path / "alerts.db",
+                                      backlog)
     assert "done" in result.stderr and "Traceback" not in result.stderr, result.stderr
-    peak_kb = int(result.stderr.rsplit("peak", 1)[1])
     assert peak_kb < 250 * 1024, f"peak RSS {peak_kb} KB for a 60 MB backlog"
 
 
@@ -43,18 +29,7 @@ def test_replay_memory_follows_what_the_rules_match(tmp_path: Path) -> None:
     150 MB file, now 51 MB); here a 60 MB file."""
     logs = tmp_path / "logs.ndjson"
     write_ndjson(logs, 60_000, seed=3)
-    code = ("import sys\n"
-            "from vigil.cli import app\n"
-            "try:\n"
-            "    app(sys.argv[1:], prog_name='vigil')\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-            "print('peak', hwm.split()[1], file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code, "replay", str(logs), "--store",
-                             str(tmp_path / "alerts.db"), "--from", "2024-05-01T00:00Z",
-                             "--to", "2024-05-02T00:00Z"], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, env=dict(os.environ))
+    result, peak_kb = vigil_with_peak("replay", logs, "--store", tmp_path / "alerts.db",
+                                      "--from", "2024-05-01T00:00Z", "--to", "2024-05-02T00:00Z")
     assert "new alert(s)" in result.stderr and "Traceback" not in result.stderr, result.stderr
-    peak_kb = int(result.stderr.rsplit("peak", 1)[1])
     assert peak_kb < 150 * 1024, f"peak RSS {peak_kb} KB for a 60 MB input"
