@@ -63,9 +63,8 @@ MAX_NOTE_CHARS = 10_000
 def close_reason(value: str) -> CloseReason:
     """A closing reason from user input (``false-positive`` and ``False positive`` too)."""
     key = value.strip().lower().replace("-", "_").replace(" ", "_")
-    for reason in CLOSE_REASONS:
-        if reason == key:
-            return cast("CloseReason", reason)
+    if key in CLOSE_REASONS:
+        return cast("CloseReason", key)
     raise StoreError(f"unknown closing reason {value!r}: expected one of "
                      f"{', '.join(CLOSE_REASONS)}")
 
