@@ -22,8 +22,8 @@ def caret_snippet(text: str, line: int, column: int, width: int = 1) -> str:
     return f"  {source_line}\n  {pad}{'^' * max(1, min(width, 80))}"
 
 
-class EqlError(VigilError, ValueError):
-    """An EQL query that cannot be run; carries the 1-based line and column."""
+class QueryError(VigilError, ValueError):
+    """A query (EQL or KQL) that cannot be run; carries the 1-based line and column."""
 
     def __init__(self, reason: str, text: str = "", line: int = 1, column: int = 1,
                  width: int = 1) -> None:
@@ -36,6 +36,18 @@ class EqlError(VigilError, ValueError):
         if snippet:
             message = f"{message}\n{snippet}"
         super().__init__(message)
+
+
+class EqlError(QueryError):
+    """An EQL query that cannot be run."""
+
+
+class KqlError(QueryError):
+    """A KQL query that cannot be run."""
+
+
+class KqlSyntaxError(KqlError):
+    """The text is not valid KQL as Kibana's grammar reads it."""
 
 
 class EqlSyntaxError(EqlError):

@@ -136,8 +136,34 @@ class FunctionCall:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+TextMatchKind: TypeAlias = TypingLiteral["match", "phrase", "wildcard"]
+Analyzer: TypeAlias = TypingLiteral["standard", "powershell"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextMatch:
+    """A match on an analysed (``text``) field: KQL's ``field: value`` on ``message``,
+    ``powershell.file.script_block_text`` or an ECS ``*.text`` multi-field. EQL has no syntax
+    for it; only KQL builds it (``vigil.kql.lower``).
+
+    ``match``    any term of ``query`` is a term of the field (Elasticsearch ``match``)
+    ``phrase``   the terms of ``query`` at consecutive positions of one value (``match_phrase``)
+    ``wildcard`` one term of the field matches ``pieces`` joined by ``*`` (lowercased, not
+                 analysed: ``query_string`` without ``analyze_wildcard``)
+    Terms come from the field's analyzer (``vigil.kql.analysis``).
+    """
+
+    value: Field
+    query: str
+    kind: TextMatchKind
+    analyzer: Analyzer = "standard"
+    pieces: tuple[str, ...] = ()
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 Expr: TypeAlias = (
     Literal | Field | Not | And | Or | Comparison | Arithmetic | Negate | InSet | Match | FunctionCall
+    | TextMatch
 )
 
 
@@ -156,6 +182,8 @@ def children(node: Expr) -> tuple[Expr, ...]:
             return (v, *pats)
         case FunctionCall(args=args):
             return args
+        case TextMatch(value=v):
+            return (v,)
     return ()
 
 

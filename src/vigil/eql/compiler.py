@@ -24,7 +24,13 @@ from typing import Any
 
 from vigil.eql import ast
 from vigil.eql import functions as fn
-from vigil.eql.patterns import compile_regexes, compile_wildcards, fold, has_wildcards
+from vigil.eql.patterns import (
+    compile_pieces,
+    compile_regexes,
+    compile_wildcards,
+    fold,
+    has_wildcards,
+)
 from vigil.eql.schema import (
     DATE_TYPES,
     FLOAT_TYPES,
@@ -36,6 +42,7 @@ from vigil.eql.schema import (
     version_key,
 )
 from vigil.errors import EqlSemanticError
+from vigil.kql.analysis import analyze, contains_phrase
 
 Event = Mapping[str, Any]
 Predicate = Callable[[Event], bool]
@@ -290,6 +297,8 @@ class FilterCompiler:
                 return self.comparison_query(field, op, constant)
             case ast.Match(value=ast.Field() as field) if not self.is_null_field(field):
                 return self.match_query(node, field)
+            case ast.TextMatch(value=field):
+                return text_query(node, self.getter(field))
             case ast.InSet(value=ast.Field() as field, options=options) if (
                 not self.is_null_field(field) and all(self.foldable(o) for o in options)
             ):
@@ -533,6 +542,39 @@ class FilterCompiler:
             return test(value if isinstance(value, str) else fn.java_string(value))
 
         return match
+
+
+def text_query(node: ast.TextMatch, get: ValueFn) -> Predicate:
+    """A match on an analysed field (``ast.TextMatch``): true when a value passes."""
+    analyzer = node.analyzer
+
+    def terms_of(value: Any) -> tuple[str, ...]:
+        return analyze(value if isinstance(value, str) else fn.java_string(value), analyzer)
+
+    test: Test
+    if node.kind == "match":
+        wanted = frozenset(analyze(node.query, analyzer))
+        if not wanted:
+            return lambda _e: False  # zero_terms_query: none
+
+        def test(value: Any) -> bool:
+            return not wanted.isdisjoint(terms_of(value))
+
+    elif node.kind == "phrase":
+        phrase = analyze(node.query, analyzer)
+        if not phrase:
+            return lambda _e: False
+
+        def test(value: Any) -> bool:
+            return contains_phrase(terms_of(value), phrase)
+
+    else:
+        pattern = compile_pieces(node.pieces)
+
+        def test(value: Any) -> bool:
+            return any(pattern(term) for term in terms_of(value))
+
+    return _any_value(get, test, when_missing=False)
 
 
 def _any_value(get: ValueFn, test: Test, *, when_missing: bool) -> Predicate:

@@ -166,6 +166,25 @@ def compile_wildcards(patterns: Sequence[str], *, case_insensitive: bool) -> Str
     return matches
 
 
+def compile_pieces(pieces: Sequence[str]) -> StrPredicate:
+    """Whole-string match of literal ``pieces`` with any run between them (KQL's ``*``, where
+    ``?`` and an escaped ``*`` are plain characters); case-sensitive."""
+    if len(pieces) == 1:
+        only = pieces[0]
+        return lambda value: value == only
+    if len(pieces) == 2 and not pieces[1]:
+        prefix = pieces[0]
+        return lambda value: value.startswith(prefix)
+    if len(pieces) == 2 and not pieces[0]:
+        suffix = pieces[1]
+        return lambda value: value.endswith(suffix)
+    if len(pieces) == 3 and not pieces[0] and not pieces[2]:
+        middle = pieces[1]
+        return lambda value: middle in value
+    regex = _compile_re2(".*".join(_re2_literal(p) for p in pieces), False, "wildcard")
+    return lambda value: regex.fullmatch(value) is not None
+
+
 # Patterns per compiled alternation: one RE2 program for a rule's list of patterns is fast,
 # but thousands in one program exhaust RE2's DFA memory (it then falls back to a slow path).
 _ALTERNATION_CHUNK = 256
