@@ -40,7 +40,7 @@ def main_options(
 
 @app.command("query")
 def query_command(
-    query: Annotated[str, typer.Argument(help="The EQL query.")],
+    query: Annotated[str, typer.Argument(help="The EQL query (KQL with --kql).")],
     paths: Annotated[list[Path], typer.Argument(help="NDJSON/JSON files or folders.")],
     output_format: Annotated[
         Literal["table", "ndjson"], typer.Option(
@@ -48,15 +48,20 @@ def query_command(
     ] = "table",
     size: Annotated[int | None, typer.Option("--size", help="At most this many results.")] = None,
     engine: EngineOption = "auto",
+    kql: Annotated[bool, typer.Option(
+        "--kql", help="The query is KQL (Kibana's query language, as query rules use).")
+    ] = False,
 ) -> None:
-    """Hunt: print the events or sequences an EQL query matches.
+    """Hunt: print the events or sequences an EQL (or KQL) query matches.
 
     Example: vigil query 'process where process.name : "psexesvc.exe"' logs/
+    Example: vigil query --kql 'event.code: 1102 and host.os.type: windows' logs/
     """
     from vigil.commands.query import run_query
 
     _require_inputs(paths, "query")
-    code = run_query(query, paths, output_format, size, engine)
+    code = run_query(query, paths, output_format, size, engine,
+                     "kuery" if kql else "eql")
     raise typer.Exit(code)
 
 
@@ -712,8 +717,10 @@ def rules_validate(
     result = load_rules(paths)
     for error in result.errors:
         typer.echo(terminal_text(str(error), keep_newlines=True), err=True)
-    for skipped in result.skipped:
-        typer.echo(terminal_text(str(skipped)), err=True)
+    from vigil.rules.loader import skipped_summary
+
+    for line in skipped_summary(result.skipped):
+        typer.echo(terminal_text(line), err=True)
     typer.echo(validation_summary(len(result.rules), list(result.errors)))
     raise typer.Exit(2 if result.errors else 0)
 

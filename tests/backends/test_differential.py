@@ -40,6 +40,17 @@ def corpus() -> tuple[Rule, ...]:
     return (*bundled_rules(), *(r for r in loaded if r.language == "eql"))
 
 
+@cache
+def kql_corpus() -> tuple[Rule, ...]:
+    """Every Windows KQL query rule of the prebuilt set (rules and building blocks)."""
+    root = shared_dir() / "rules" / "elastic-prebuilt-other"
+    loaded = load_rules([root / "rules" / "windows",
+                         root / "rules_building_block"]).rules
+    found = tuple(r for r in loaded if r.type == "query" and "windows" in r.query)
+    assert len(found) > 40, len(found)
+    return found
+
+
 def _literals(query: ast.Query) -> list[str]:
     found: list[str] = []
     for event_query in query.event_queries():
@@ -48,6 +59,8 @@ def _literals(query: ast.Query) -> list[str]:
         for node in ast.walk(event_query.condition):
             if isinstance(node, ast.Literal) and isinstance(node.value, str):
                 found.append(node.value)
+            elif isinstance(node, ast.TextMatch):
+                found.append(node.query)
     return found or ["x"]
 
 
@@ -103,6 +116,8 @@ def _field_literals(query: ast.Query) -> dict[str, list[Any]]:
                 values = [o.value for o in node.options if isinstance(o, ast.Literal)]
             elif isinstance(node, ast.Match) and isinstance(node.value, ast.Field):
                 field, values = node.value, [p.value for p in node.patterns]
+            elif isinstance(node, ast.TextMatch):
+                field, values = node.value, [node.query.replace("*", "a")]
             elif isinstance(node, ast.FunctionCall) and node.args and isinstance(
                     node.args[0], ast.Field):
                 field = node.args[0]
@@ -151,6 +166,10 @@ def _satisfy(data: st.DataObject, node: ast.Expr, positive: bool,
         field = node.value
         pattern = data.draw(st.sampled_from([p.value for p in node.patterns]))
         wanted = str(pattern).replace("*", "a").replace("?", "b") if positive else _OTHER
+    elif isinstance(node, ast.TextMatch):
+        # The query's own text holds its terms in order (a wildcard's pieces, filled).
+        field = node.value
+        wanted = node.query.replace("*", "a") if positive else _OTHER
     elif isinstance(node, ast.FunctionCall) and node.name.lower() in _TEXT_FUNCTIONS and \
             len(node.args) == 2 and isinstance(node.args[0], ast.Field) and isinstance(
                 node.args[1], ast.Literal):
@@ -201,16 +220,18 @@ def reaches(seen: Counter[str], share: float) -> None:
     assert seen["matched"] >= share * seen["examples"], dict(seen)
 
 
-def test_prefilter_keeps_every_line_the_reference_matches() -> None:
+@pytest.mark.parametrize("language", ["eql", "kuery"])
+def test_prefilter_keeps_every_line_the_reference_matches(language: str) -> None:
     seen: Counter[str] = Counter()
-    _prefilter_property(seen)
+    _prefilter_property(seen, corpus() if language == "eql" else kql_corpus())
     reaches(seen, 0.15)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def _prefilter_property(seen: Counter[str], data: st.DataObject) -> None:
-    rule = data.draw(st.sampled_from(corpus()))
+def _prefilter_property(seen: Counter[str], rules: tuple[Rule, ...],
+                        data: st.DataObject) -> None:
+    rule = data.draw(st.sampled_from(rules))
     schema = ecs_schema()
     cnfs = query_cnfs(rule.eql, schema)
     compiled, event = draw_rule_event(data, rule, _literals(rule.eql))
@@ -297,17 +318,19 @@ def test_fast_path_finds_the_planted_attacks(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ many rules at once
 
 
-def test_field_check_passes_every_event_the_reference_matches() -> None:
+@pytest.mark.parametrize("language", ["eql", "kuery"])
+def test_field_check_passes_every_event_the_reference_matches(language: str) -> None:
     """The post-parse field check (a necessary condition) never rejects a matching event."""
     seen: Counter[str] = Counter()
-    _field_check_property(seen)
+    _field_check_property(seen, corpus() if language == "eql" else kql_corpus())
     reaches(seen, 0.15)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def _field_check_property(seen: Counter[str], data: st.DataObject) -> None:
-    rule = data.draw(st.sampled_from(corpus()))
+def _field_check_property(seen: Counter[str], rules: tuple[Rule, ...],
+                          data: st.DataObject) -> None:
+    rule = data.draw(st.sampled_from(rules))
     schema = ecs_schema()
     checks = build_checks(query_field_cnfs(rule.eql, schema, "event.category"), schema)
     compiled, event = draw_rule_event(data, rule, _literals(rule.eql))
@@ -323,7 +346,7 @@ def _field_check_property(seen: Counter[str], data: st.DataObject) -> None:
 def _custom(text: str, name: str) -> Rule:
     seed = bundled_rules()[0]
     return replace(seed, name=name, rule_id=f"00000000-0000-4000-8000-{len(name):012d}",
-                   query=text, eql=parse(text))
+                   query=text, tree=parse(text))
 
 
 # Shapes the prebuilt Windows corpus lacks: until, missing stages, no maxspan.
@@ -374,6 +397,7 @@ def test_fast_path_with_many_prebuilt_rules_equals_reference(
     sequences = [r for r in prebuilt if isinstance(r.eql.body, ast.Sequence)]
     singles = [r for r in prebuilt if not isinstance(r.eql.body, ast.Sequence)]
     rules = [*bundled_rules(), *sequences, *rng.sample(singles, 40),
+             *rng.sample(kql_corpus(), 15),
              *(_custom(text, f"custom {n}") for n, text in enumerate(CUSTOM))]
     options = DetectOptions(now=NOW, max_signals=cap)
     expected = run_detection(rules, list(read_events([path], ReadStats(), ReadOptions())),
@@ -550,7 +574,7 @@ def test_query_on_the_kept_events_equals_query_on_every_event(
     found = 0
     for text in queries:
         parsed = parse(text)
-        hunt = Rule(rule_id="hunt", name="hunt", description="", query=text, eql=parsed)
+        hunt = Rule(rule_id="hunt", name="hunt", description="", query=text, tree=parsed)
         stats = ReadStats()
         _all, per_rule, _fast = fast.kept_events(
             [hunt], [path], stats, ReadOptions(), workers=2,

@@ -316,7 +316,7 @@ def test_windows_prebuilt_rules_fast_equal_reference() -> None:
 
 def test_fast_equals_reference_when_the_gates_step_aside() -> None:
     text = 'any where process.name : "cmd.exe" or winlog.event_data.ServiceName : "*svc*"'
-    anywhere = replace(bundled_rules()[0], name="any record", query=text, eql=parse(text),
+    anywhere = replace(bundled_rules()[0], name="any record", query=text, tree=parse(text),
                        rule_id="00000000-0000-4000-8000-000000000001")
     plans = fast.plan_rules([anywhere])
     assert EvtxGate([(p.compiled, p.selector) for p in plans]).decides_nothing()

@@ -18,6 +18,7 @@ from vigil.rules import (
     validate,
     validation_summary,
 )
+from vigil.rules.loader import skipped_summary
 
 HEAD = """\
 [metadata]
@@ -140,15 +141,33 @@ def test_wrong_field_types_point_at_the_key(tmp_path: Path) -> None:
     assert "severity 'extreme' is not one of low, medium, high, critical" in str(error)
 
 
-def test_non_eql_toml_is_skipped(tmp_path: Path) -> None:
+def test_kql_query_rule_loads(tmp_path: Path) -> None:
     text = _rule_text("KQL rule", "00000000-0000-4000-8000-00000000000b",
                       'query = "process.name : a"\n').replace(
         'type = "eql"\nlanguage = "eql"', 'type = "query"\nlanguage = "kuery"')
     path = _write(tmp_path, "kql.toml", text)
     result = load_rule_file(path)
+    assert result.skipped == () and result.errors == ()
+    (rule,) = result.rules
+    assert (rule.type, rule.language, rule.tree.kind) == ("query", "kuery", "event")
+
+
+def test_rule_types_vigil_does_not_run_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    for number, (rule_type, language) in enumerate(
+            [("esql", "esql"), ("machine_learning", "kuery"), ("query", "lucene"),
+             ("esql", "esql")]):
+        text = _rule_text(f"{rule_type} rule", f"00000000-0000-4000-8000-0000000001{number:02d}",
+                          'query = "x"\n').replace(
+            'type = "eql"\nlanguage = "eql"', f'type = "{rule_type}"\nlanguage = "{language}"')
+        _write(tmp_path, f"r{number}.toml", text)
+    result = load_rules([tmp_path])
     assert result.rules == () and result.errors == ()
-    (skipped,) = result.skipped
-    assert skipped.name == "KQL rule" and "'query' is not eql" in skipped.reason
+    assert sorted(s.rule_type for s in result.skipped) == ["esql", "esql", "machine_learning",
+                                                           "query"]
+    summary = skipped_summary(result.skipped)
+    assert summary[0] == ("skipped 2 esql rule(s): ES|QL rules need Elasticsearch's ES|QL "
+                          "engine, which vigil does not have")
+    assert any("Lucene query syntax" in line for line in summary) and len(summary) == 3
 
 
 def test_duplicate_rule_id_is_an_error(tmp_path: Path) -> None:
@@ -205,14 +224,18 @@ def _kibana_rule(**changes: object) -> dict[str, object]:
 def test_kibana_ndjson_export(tmp_path: Path) -> None:
     kql = _kibana_rule(rule_id="kql-1", name="A KQL rule", type="query", language="kuery",
                        query="host.name: x")
+    esql = _kibana_rule(rule_id="esql-1", name="An ES|QL rule", type="esql", language="esql",
+                        query="from logs-*")
     summary = {"exported_count": 2, "exported_rules_count": 2, "missing_rules": [],
                "missing_rules_count": 0, "exported_exception_list_count": 0}
-    lines = [orjson.dumps(_kibana_rule()), orjson.dumps(kql), orjson.dumps(summary)]
+    lines = [orjson.dumps(_kibana_rule()), orjson.dumps(kql), orjson.dumps(esql),
+             orjson.dumps(summary)]
     path = tmp_path / "export.ndjson"
     path.write_bytes(b"\n".join(lines) + b"\n")
     result = load_rules([path])
     assert result.errors == ()
-    (rule,) = result.rules
+    rule, kql_rule = result.rules
+    assert (kql_rule.rule_id, kql_rule.type, kql_rule.source.line) == ("kql-1", "query", 2)
     assert rule.rule_id == "11111111-0000-4000-8000-000000000001"
     assert rule.uuid == "5c1bd3a0-0000-4000-8000-000000000001"
     assert (rule.version, rule.interval, rule.from_, rule.max_signals) == (3, "10m", "now-15m", 50)
@@ -225,8 +248,8 @@ def test_kibana_ndjson_export(tmp_path: Path) -> None:
     assert rule.source.format == "kibana" and rule.source.line == 1
     assert rule.eql.kind == "sequence"
     (skipped,) = result.skipped
-    assert (skipped.rule_id, skipped.line) == ("kql-1", 2)
-    assert "rule type 'query' is not eql" in skipped.reason
+    assert (skipped.rule_id, skipped.line) == ("esql-1", 3)
+    assert "ES|QL engine" in skipped.reason
 
 
 def test_kibana_json_array_and_object(tmp_path: Path) -> None:

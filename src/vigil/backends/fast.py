@@ -256,16 +256,16 @@ def plan_rules(rules: Sequence[Rule], sample: bytes = b"",
         schema = schema_for(timestamp_field)
         resolver = SchemaResolver(None, timestamp_field, default=schema)
         category_field = rule.event_category_override or "event.category"
-        compiled = Compiled(rule.eql, resolver, category_field)
-        body = rule.eql.body
+        compiled = Compiled(rule.tree, resolver, category_field)
+        body = rule.tree.body
         last_plan: int | None = None
         positive: list[int] = []
         if isinstance(body, ast.Sequence):
             positive = [i for i, stage in enumerate(body.stages) if not stage.missing]
             last_plan = positive[-1] if positive else None
-        plans.append(RulePlan(rule, compiled, IndexSelector(rule.index), query_cnfs(rule.eql, schema),
+        plans.append(RulePlan(rule, compiled, IndexSelector(rule.index), query_cnfs(rule.tree, schema),
                               last_plan, [keys for _q, keys in compiled.stage_nodes],
-                              query_field_cnfs(rule.eql, schema, category_field),
+                              query_field_cnfs(rule.tree, schema, category_field),
                               positive=positive))
     frequency = atom_frequencies((a for p in plans for cnf in p.cnfs for c in cnf for a in c), sample)
     lines = max(1, sample.count(b"\n"))

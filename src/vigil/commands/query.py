@@ -1,4 +1,4 @@
-"""``vigil query``: hunt with one EQL query over files."""
+"""``vigil query``: hunt with one EQL (or KQL) query over files."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from vigil.eql import Match, search
 from vigil.eql.ast import Query
 from vigil.eql.schema import open_schema
-from vigil.errors import EqlError
+from vigil.errors import QueryError
 from vigil.events import ReadOptions, ReadStats, read_events
 from vigil.report.safe import terminal_text
 
@@ -38,7 +38,7 @@ def _get(event: dict[str, Any], name: str) -> Any:
 
 
 def run_query(query: str, paths: list[Path], output_format: str, size: int | None,
-              engine: str = "auto") -> int:
+              engine: str = "auto", language: str = "eql") -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     if output_format not in ("table", "ndjson"):
         err.print(f"vigil query: --format must be table or ndjson, not {output_format!r}")
@@ -50,9 +50,10 @@ def run_query(query: str, paths: list[Path], output_format: str, size: int | Non
     stats = ReadStats()
     try:
         from vigil.eql import parse
+        from vigil.kql.lower import kql_query
 
-        parsed = parse(query)
-    except EqlError as exc:
+        parsed = kql_query(query) if language == "kuery" else parse(query)
+    except QueryError as exc:
         err.print(f"vigil query: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
         return 2
     skipped = 0  # lines the fast engine judged unmatchable without parsing them
@@ -86,7 +87,7 @@ def _candidates(parsed: Query, paths: list[Path], stats: ReadStats,
     from vigil.rules.model import Rule
 
     hunt = Rule(rule_id="vigil-query", name="query", description="", query=parsed.text,
-                eql=parsed)
+                tree=parsed)
     _events, per_rule, fast = kept_events(
         [hunt], paths, stats, ReadOptions(),
         schema_for=open_schema)

@@ -18,7 +18,7 @@ from typing import Any
 
 from vigil.detect.ids import building_block_ids, event_id, shell_id, single_alert_id
 from vigil.eql.schema import raw_getter
-from vigil.rules.model import Rule
+from vigil.rules.model import RULE_CATEGORIES, RULE_TYPE_IDS, Rule
 
 KIBANA_VERSION = "8.18.0"
 SPACE_ID = "default"
@@ -145,8 +145,8 @@ def rule_fields(rule: Rule, rule_uuid: str) -> dict[str, Any]:
         "kibana.alert.rule.description": rule.description,
         "kibana.alert.rule.version": rule.version,
         "kibana.alert.rule.type": rule.type,
-        "kibana.alert.rule.rule_type_id": "siem.eqlRule",
-        "kibana.alert.rule.category": "Event Correlation Rule",
+        "kibana.alert.rule.rule_type_id": RULE_TYPE_IDS[rule.type],
+        "kibana.alert.rule.category": RULE_CATEGORIES[rule.type],
         "kibana.alert.rule.consumer": "siem",
         "kibana.alert.rule.producer": "siem",
         "kibana.alert.rule.from": rule.from_,
@@ -220,7 +220,7 @@ def _event_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str, now: str,
 
 def single_event_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str,
                        now: str) -> Alert:
-    alert_id = single_alert_id((event_id(event), event_index(event)), rule_uuid)
+    alert_id = single_alert_id((event_id(event), event_index(event)), f"{SPACE_ID}:{rule_uuid}")
     return Alert(rule, _event_alert(event, rule, rule_uuid, now, alert_id), (), (event,))
 
 

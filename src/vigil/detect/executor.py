@@ -150,7 +150,7 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
             now: str | None = None) -> Execution:
     """Run ``rule`` as scheduled at ``started_at``: every window of its plan, max_signals
     applied per window (the most recent matches win), deduplicated within the run."""
-    maxspan = rule.eql.body.maxspan_ms if hasattr(rule.eql.body, "maxspan_ms") else None
+    maxspan = rule.tree.body.maxspan_ms if hasattr(rule.tree.body, "maxspan_ms") else None
     plan = plan_run(
         started_at, previous_started_at, look_back=rule.look_back,
         interval=rule.interval_delta, to_offset=-rule.to_math.offset,

@@ -156,7 +156,7 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
 
 
 def rule_matches(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match]:
-    query = rule.eql
+    query = rule.tree
     timestamp_field = rule.timestamp_field or "@timestamp"
     category_field = rule.event_category_override or "event.category"
     resolver = SchemaResolver(None, timestamp_field,
@@ -178,7 +178,7 @@ def rule_matches(rule: Rule, entries: list[Entry], schema: Schema) -> list[Match
 
 def alert_for_match(rule: Rule, uuid: str, match: Match, now: str) -> Alert:
     if len(match.events) == 1 and match.events[0] is not None and not isinstance(
-        rule.eql.body, ast.Sequence | ast.Sample
+        rule.tree.body, ast.Sequence | ast.Sample
     ):
         return single_event_alert(match.events[0], rule, uuid, now)
     return sequence_alert(match.events, rule, uuid, now, match.join_keys)

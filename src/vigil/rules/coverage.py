@@ -212,11 +212,11 @@ def assess_rule(rule: Rule, profile: DataProfile, *, index_all: bool = False) ->
         return Coverage(rule, False, (reason,), names)
     timestamp_field = rule.timestamp_field or "@timestamp"
     category_field = rule.event_category_override or "event.category"
-    compiled = Compiled(rule.eql, SchemaResolver(None, timestamp_field,
+    compiled = Compiled(rule.tree, SchemaResolver(None, timestamp_field,
                                                  default=ecs_schema(timestamp_field)),
                         category_field)
-    leaves = _Leaves(FilterCompiler(compiled.schemas.default, rule.eql.text))
-    body = rule.eql.body
+    leaves = _Leaves(FilterCompiler(compiled.schemas.default, rule.tree.text))
+    body = rule.tree.body
     stages = [] if isinstance(body, ast.EventQuery) else list(body.stages)
     reasons: list[tuple[int, str]] = []
     for number, (query, keys) in enumerate(compiled.stage_nodes, start=1):

@@ -1,7 +1,7 @@
 """Loading rules: detection-rules TOML files and Kibana rule exports (JSON or NDJSON).
 
 One broken rule never stops the others: ``load_rules`` returns what loaded, what was skipped
-on purpose (rules that are not EQL) and what failed, each failure a ``RuleError`` whose text
+on purpose (rule types vigil does not run) and what failed, each failure a ``RuleError`` whose text
 begins ``file:line:column:``.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from vigil.errors import EqlSyntaxError, RuleError, caret_snippet
-from vigil.rules.model import FieldError, Rule, RuleSource
+from vigil.errors import QueryError, RuleError, caret_snippet
+from vigil.rules.model import RULE_TYPES, FieldError, Rule, RuleSource
 from vigil.rules.positions import DecodedString, json_query_strings, scan_toml
 
 RULE_SUFFIXES = (".toml", ".json", ".ndjson", ".jsonl")
@@ -25,13 +25,14 @@ RULE_SUFFIXES = (".toml", ".json", ".ndjson", ".jsonl")
 
 @dataclass(frozen=True, slots=True)
 class SkippedRule:
-    """A rule left out on purpose (not EQL): not an error."""
+    """A rule left out on purpose (a type vigil does not run): not an error."""
 
     path: str
     name: str
     rule_id: str
     reason: str
     line: int | None = None
+    rule_type: str = ""
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
@@ -226,8 +227,7 @@ def _load_toml_text(text: str, path: str, collector: _Collector, *,
     rule_line = layout.table_lines.get("rule")
     metadata = document.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
-    rule_type, language = rule_table.get("type"), rule_table.get("language")
-    if rule_type != "eql" or language not in (None, "eql"):
+    if not runnable(rule_table):
         collector.skipped.append(_skip(rule_table, path, rule_line))
         return
     decoded = layout.strings.get(("rule", "query"))
@@ -240,7 +240,7 @@ def _load_toml_text(text: str, path: str, collector: _Collector, *,
         line = layout.key_lines.get(("rule", exc.key or ""), rule_line)
         collector.errors.append(RuleError(exc.reason, path, line))
         return
-    except EqlSyntaxError as exc:
+    except QueryError as exc:
         collector.errors.append(_query_error(exc, source, str(rule_table.get("query")), text))
         return
     collector.add(rule)
@@ -317,8 +317,7 @@ def _load_kibana_text(text: str, path: str, collector: _Collector) -> None:
 def _load_kibana_rule(obj: dict[str, Any], path: str, line: int | None,
                       candidates: list[DecodedString], used: set[int],
                       collector: _Collector) -> None:
-    rule_type, language = obj.get("type"), obj.get("language")
-    if rule_type != "eql" or language not in (None, "eql"):
+    if not runnable(obj):
         collector.skipped.append(_skip(obj, path, line))
         return
     query = obj.get("query")
@@ -338,7 +337,7 @@ def _load_kibana_rule(obj: dict[str, Any], path: str, line: int | None,
         name = obj.get("name") or obj.get("rule_id") or "rule"
         collector.errors.append(RuleError(f"{name}: {exc.reason}", path, line))
         return
-    except EqlSyntaxError as exc:
+    except QueryError as exc:
         collector.errors.append(_query_error(exc, source, str(query), None))
         return
     collector.add(rule)
@@ -357,7 +356,7 @@ def _source(path: str, fmt: str, line: int | None, query_line: int | None,
                       query_positions=positions, bundled=bundled)
 
 
-def _query_error(exc: EqlSyntaxError, source: RuleSource, query: str,
+def _query_error(exc: QueryError, source: RuleSource, query: str,
                  file_text: str | None) -> RuleError:
     line, column = source.file_position(exc.line, exc.column, query)
     if file_text is not None and line is not None and column is not None:
@@ -370,13 +369,43 @@ def _query_error(exc: EqlSyntaxError, source: RuleSource, query: str,
     return RuleQueryError(exc.reason, source.path, line, column, snippet)
 
 
+# Why a rule type does not run (the rule is skipped and counted, never dropped in silence).
+SKIP_REASONS = {
+    "esql": "ES|QL rules need Elasticsearch's ES|QL engine, which vigil does not have",
+    "machine_learning": "machine learning rules read the anomalies of Elastic's ML jobs, "
+                        "which do not run outside an Elastic cluster",
+    "new_terms": "new terms rules are not supported yet",
+    "threshold": "threshold rules are not supported yet",
+    "threat_match": "indicator match rules are not supported yet",
+}
+
+
+def runnable(obj: Mapping[str, Any]) -> bool:
+    """A rule of a type and query language vigil runs (``rules.model.RULE_TYPES``)."""
+    languages = RULE_TYPES.get(str(obj.get("type")))
+    return languages is not None and obj.get("language") in (None, *languages)
+
+
 def _skip(obj: Mapping[str, Any], path: str, line: int | None) -> SkippedRule:
     rule_type, language = obj.get("type"), obj.get("language")
-    if rule_type != "eql":
-        reason = f"rule type {rule_type!r} is not eql (vigil runs EQL rules only)"
+    if rule_type in RULE_TYPES:
+        reason = f"the {language} query language is not supported for {rule_type} rules"
+        if language == "lucene":
+            reason = "Lucene query syntax is not supported (KQL is)"
     else:
-        reason = f"query language {language!r} is not eql"
+        reason = SKIP_REASONS.get(str(rule_type), f"rule type {rule_type!r} is not supported")
     name = obj.get("name")
     rule_id = obj.get("rule_id")
     return SkippedRule(path, name if isinstance(name, str) else "",
-                       rule_id if isinstance(rule_id, str) else "", reason, line)
+                       rule_id if isinstance(rule_id, str) else "", reason, line,
+                       str(rule_type))
+
+
+def skipped_summary(skipped: Iterable[SkippedRule]) -> list[str]:
+    """One line per reason: how many rules were skipped and why."""
+    counts: dict[tuple[str, str], int] = {}
+    for rule in skipped:
+        key = (rule.rule_type, rule.reason)
+        counts[key] = counts.get(key, 0) + 1
+    return [f"skipped {count:,} {rule_type} rule(s): {reason}"
+            for (rule_type, reason), count in sorted(counts.items(), key=lambda kv: -kv[1])]

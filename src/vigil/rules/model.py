@@ -18,6 +18,7 @@ from vigil.eql import Query, parse
 from vigil.eql.ast import EventQuery, Field
 from vigil.eql.ast import Sequence as SequenceBody
 from vigil.errors import RuleError
+from vigil.kql.lower import kql_query
 
 # Kibana's defaults for a rule created without these params (detection engine constants).
 DEFAULT_INTERVAL = "5m"
@@ -258,15 +259,28 @@ class RuleSource:
         return self.line, None
 
 
+# Rule types vigil runs, with the query language each takes (Kibana's rule type ids).
+RULE_TYPES: dict[str, tuple[str, ...]] = {
+    "eql": ("eql",),
+    "query": ("kuery",),
+}
+RULE_TYPE_IDS = {"eql": "siem.eqlRule", "query": "siem.queryRule"}
+RULE_CATEGORIES = {"eql": "Event Correlation Rule", "query": "Custom Query Rule"}
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """An EQL detection rule with Kibana's defaults applied."""
+    """A detection rule (EQL or KQL query) with Kibana's defaults applied.
+
+    ``tree`` is the query as vigil runs it: the EQL syntax tree, or the KQL query lowered
+    into the same tree (an ``any where`` event query, ``vigil.kql.lower``).
+    """
 
     rule_id: str
     name: str
     description: str
     query: str
-    eql: Query = field(repr=False, compare=False)
+    tree: Query = field(repr=False, compare=False)
     version: int = DEFAULT_VERSION
     type: str = "eql"
     language: str = "eql"
@@ -325,12 +339,17 @@ class Rule:
         return max(self.look_back - self.interval_delta, timedelta(0))
 
     @property
+    def eql(self) -> Query:
+        """The query tree (the name predates KQL rules; ``tree`` is the same object)."""
+        return self.tree
+
+    @property
     def is_building_block(self) -> bool:
         return self.building_block_type is not None
 
     def join_fields(self) -> tuple[str, ...]:
         """The join keys of a sequence or sample (sequence-wide and per-stage), in order."""
-        body = self.eql.body
+        body = self.tree.body
         if isinstance(body, EventQuery):
             return ()
         names: dict[str, None] = {}
@@ -348,15 +367,15 @@ class Rule:
                   metadata: Mapping[str, Any] | None = None) -> Rule:
         """Build a rule from a detection-rules ``[rule]`` table or a Kibana rule object.
 
-        Raises ``FieldError`` for a missing or ill-typed field and ``EqlSyntaxError`` for a
-        query that does not parse; non-EQL rules are the caller's to skip before this.
+        Raises ``FieldError`` for a missing or ill-typed field and ``QueryError`` for a query
+        that does not parse; rule types vigil does not run are the caller's to skip first.
         """
         reader = _Reader(data)
         rule_type = reader.text("type", required=True)
-        language = reader.text("language") or ("eql" if rule_type == "eql" else "")
-        if rule_type != "eql" or language != "eql":
-            raise FieldError(f"not an EQL rule (type {rule_type!r}, language {language!r})",
-                             "type")
+        languages = RULE_TYPES.get(rule_type)
+        language = reader.text("language") or (languages[0] if languages else "")
+        if languages is None or language not in languages:
+            raise FieldError(f"vigil does not run {rule_type!r} rules in {language!r}", "type")
         severity = reader.text("severity", required=True).lower()
         if severity not in SEVERITIES:
             raise FieldError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}",
@@ -378,16 +397,16 @@ class Rule:
             except ValueError as exc:
                 raise FieldError(str(exc), key) from None
         threats = reader.table_list("threat")
-        query = reader.text("query", required=True)
-        if not query.strip():
+        query = reader.text("query", required=rule_type == "eql")
+        if rule_type == "eql" and not query.strip():
             raise FieldError("query is empty", "query")
-        eql = parse(query)
+        tree = parse(query) if language == "eql" else kql_query(query)
         return cls(
             rule_id=reader.text("rule_id", required=True),
             name=reader.text("name", required=True),
             description=reader.text("description", required=True),
             query=query,
-            eql=eql,
+            tree=tree,
             version=reader.integer("version", default=DEFAULT_VERSION),
             type=rule_type,
             language=language,
