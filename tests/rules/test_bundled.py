@@ -120,7 +120,7 @@ def test_rule_show_neutralises_control_characters(seed: Rule) -> None:
 def test_rule_list(seed: Rule) -> None:
     rows = rule_list_rows([seed])
     assert rows == [(SEED_ID, "Remote Windows Service Installed", "108", "medium", "47",
-                     "sequence", "Lateral Movement, Persistence", "bundled")]
+                     "eql sequence", "Lateral Movement, Persistence", "bundled")]
     console = Console(width=200, record=True, color_system=None)
     console.print(render_rule_list([seed]))
     assert "Remote Windows Service Installed" in console.export_text()

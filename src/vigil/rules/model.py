@@ -339,6 +339,13 @@ class Rule:
         return max(self.look_back - self.interval_delta, timedelta(0))
 
     @property
+    def kind(self) -> str:
+        """What the rule is, for people: ``eql sequence``, ``eql event``, ``kql query``..."""
+        if self.language == "eql":
+            return f"eql {self.tree.kind}"
+        return f"kql {self.type.replace('_', ' ')}"
+
+    @property
     def eql(self) -> Query:
         """The query tree (the name predates KQL rules; ``tree`` is the same object)."""
         return self.tree

@@ -38,7 +38,7 @@ def rule_list_rows(rules: Iterable[Rule]) -> list[tuple[str, ...]]:
         source = "bundled" if rule.source.bundled else rule.source.path
         rows.append(tuple(terminal_text(x) for x in (
             rule.rule_id, rule.name, str(rule.version), rule.severity, str(rule.risk_score),
-            rule.tree.kind + (" (building block)" if rule.is_building_block else ""),
+            rule.kind + (" (building block)" if rule.is_building_block else ""),
             tactics, source)))
     return rows
 
@@ -65,9 +65,9 @@ def joins_on_logon_id(rule: Rule) -> bool:
 def rule_markdown(rule: Rule) -> str:
     """The whole ``vigil rules show`` page as Markdown (already made terminal-safe)."""
     out: list[str] = [f"# {_one_line(rule.name)}", ""]
-    kind = rule.tree.kind + (", building block" if rule.is_building_block else "")
+    kind = rule.kind + (", building block" if rule.is_building_block else "")
     out.append(f"`{rule.rule_id}` · version {rule.version} · severity **{rule.severity}** · "
-               f"risk score {rule.risk_score} · {rule.type} ({kind})")
+               f"risk score {rule.risk_score} · {kind}")
     out += ["", rule.description.strip(), ""]
 
     out += ["## Schedule", ""]
@@ -107,7 +107,8 @@ def rule_markdown(rule: Rule) -> str:
         out += ["## Tags", "", ", ".join(rule.tags), ""]
 
     fence = "`" * max(3, _longest_backtick_run(rule.query) + 1)
-    out += ["## Query", "", f"{fence}eql", rule.query.strip("\n"), fence, ""]
+    language = "eql" if rule.language == "eql" else "kql"
+    out += ["## Query", "", f"{fence}{language}", rule.query.strip("\n"), fence, ""]
 
     if joins_on_logon_id(rule):
         out += ["## Note: the logon id join (vigil)", "", LOGON_ID_NOTE, ""]
