@@ -166,13 +166,16 @@ def rule_fields(rule: Rule, rule_uuid: str) -> dict[str, Any]:
         "kibana.alert.rule.risk_score": rule.risk_score,
         "kibana.alert.rule.severity": rule.severity,
         "kibana.alert.rule.parameters": {
-            "query": rule.query, "language": rule.language, "index": list(rule.index),
+            "type": rule.type, "query": rule.query, "language": rule.language,
+            "index": list(rule.index),
             "risk_score": rule.risk_score, "severity": rule.severity,
             "max_signals": rule.max_signals, "from": rule.from_, "to": rule.to,
         },
     }
     if rule.timestamp_override:
         fields["kibana.alert.rule.timestamp_override"] = rule.timestamp_override
+    if "filters" in rule.params:
+        fields["kibana.alert.rule.parameters"]["filters"] = rule.params["filters"]
     return fields
 
 

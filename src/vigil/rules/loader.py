@@ -237,7 +237,8 @@ def _load_toml_text(text: str, path: str, collector: _Collector, *,
     try:
         rule = Rule.from_dict(rule_table, source=source, metadata=metadata)
     except FieldError as exc:
-        line = layout.key_lines.get(("rule", exc.key or ""), rule_line)
+        line = layout.key_lines.get(("rule", exc.key or ""),
+                                    layout.table_lines.get(f"rule.{exc.key}", rule_line))
         collector.errors.append(RuleError(exc.reason, path, line))
         return
     except QueryError as exc:

@@ -19,6 +19,7 @@ from vigil.eql.ast import EventQuery, Field
 from vigil.eql.ast import Sequence as SequenceBody
 from vigil.errors import RuleError
 from vigil.kql.lower import kql_query
+from vigil.rules.filters import FilterError, filters_expr, with_filter
 
 # Kibana's defaults for a rule created without these params (detection engine constants).
 DEFAULT_INTERVAL = "5m"
@@ -408,6 +409,16 @@ class Rule:
         if rule_type == "eql" and not query.strip():
             raise FieldError("query is empty", "query")
         tree = parse(query) if language == "eql" else kql_query(query)
+        filters = data.get("filters")
+        if filters is not None:
+            if not isinstance(filters, list):
+                raise FieldError("filters must be a list of tables", "filters")
+            try:
+                narrowing = filters_expr(filters)
+            except FilterError as exc:
+                raise FieldError(str(exc), "filters") from None
+            if narrowing is not None:
+                tree = with_filter(tree, narrowing)
         return cls(
             rule_id=reader.text("rule_id", required=True),
             name=reader.text("name", required=True),
