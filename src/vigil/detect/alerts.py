@@ -19,6 +19,7 @@ from typing import Any
 from vigil.detect.ids import building_block_ids, event_id, shell_id, single_alert_id
 from vigil.eql.schema import raw_getter
 from vigil.rules.model import RULE_CATEGORIES, RULE_TYPE_IDS, Rule
+from vigil.rules.overrides import name_for, risk_score_for, severity_for
 
 KIBANA_VERSION = "8.18.0"
 SPACE_ID = "default"
@@ -102,8 +103,10 @@ def _first(event: Mapping[str, Any], name: str) -> Any:
     return None if value in ("", "-") else value
 
 
-def reason(event: Mapping[str, Any], rule: Rule) -> str:
-    """Kibana's reason string (reason_formatters.ts): what happened, where, by whom."""
+def reason(event: Mapping[str, Any], rule: Rule, *, severity: str | None = None,
+           name: str | None = None) -> str:
+    """Kibana's reason string (reason_formatters.ts): what happened, where, by whom; with the
+    overridden severity and name when the rule maps them."""
     category = _first(event, "event.category")
     parts: list[str] = []
     process = _first(event, "process.name")
@@ -133,7 +136,7 @@ def reason(event: Mapping[str, Any], rule: Rule) -> str:
         text += f" by {user}"
     if host:
         text += f" on {host}"
-    return f"{text} created {rule.severity} alert {rule.name}."
+    return f"{text} created {severity or rule.severity} alert {name or rule.name}."
 
 
 def rule_fields(rule: Rule, rule_uuid: str) -> dict[str, Any]:
@@ -174,8 +177,10 @@ def rule_fields(rule: Rule, rule_uuid: str) -> dict[str, Any]:
     }
     if rule.timestamp_override:
         fields["kibana.alert.rule.timestamp_override"] = rule.timestamp_override
-    if "filters" in rule.params:
-        fields["kibana.alert.rule.parameters"]["filters"] = rule.params["filters"]
+    for key in ("filters", "severity_mapping", "risk_score_mapping", "rule_name_override",
+                "building_block_type"):
+        if key in rule.params:
+            fields["kibana.alert.rule.parameters"][key] = rule.params[key]
     return fields
 
 
@@ -201,7 +206,7 @@ def _common(rule: Rule, rule_uuid: str, now: str) -> dict[str, Any]:
 
 
 def _event_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str, now: str,
-                 alert_id: str) -> dict[str, Any]:
+                 alert_id: str, *, overrides: bool = True) -> dict[str, Any]:
     doc = _source(event)
     event_part = doc.get("event")
     if isinstance(event_part, Mapping):
@@ -214,7 +219,17 @@ def _event_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str, now: str,
     doc["kibana.alert.ancestors"] = [{"id": event_id(event), "type": "event",
                                       "index": event_index(event), "depth": 0}]
     doc["kibana.alert.depth"] = 1
-    doc["kibana.alert.reason"] = reason(event, rule)
+    severity, name = rule.severity, rule.name
+    if overrides:
+        # Mappings read the event's source (rules.overrides); the rule's own values stay in
+        # kibana.alert.rule.severity / .risk_score.
+        severity, _field = severity_for(rule.severity_mapping, rule.severity, event)
+        name = name_for(rule.rule_name_override, rule.name, event)
+        doc["kibana.alert.severity"] = severity
+        doc["kibana.alert.risk_score"] = risk_score_for(rule.risk_score_field,
+                                                        rule.risk_score, event)
+        doc["kibana.alert.rule.name"] = name
+    doc["kibana.alert.reason"] = reason(event, rule, severity=severity, name=name)
     doc["kibana.alert.uuid"] = alert_id
     if rule.building_block_type:
         doc["kibana.alert.building_block_type"] = rule.building_block_type
@@ -287,7 +302,7 @@ def sequence_alert(events: Sequence[Mapping[str, Any] | None], rule: Rule, rule_
     group_id = shell_id(refs, block_ids, rule_uuid)
     blocks: list[dict[str, Any]] = []
     for position, (event, block_id) in enumerate(zip(present, block_ids, strict=True)):
-        doc = _event_alert(event, rule, rule_uuid, now, block_id)
+        doc = _event_alert(event, rule, rule_uuid, now, block_id, overrides=False)
         doc["kibana.alert.building_block_type"] = "default"
         doc["kibana.alert.group.id"] = group_id
         doc["kibana.alert.group.index"] = position

@@ -20,6 +20,7 @@ from vigil.eql.ast import Sequence as SequenceBody
 from vigil.errors import RuleError
 from vigil.kql.lower import kql_query
 from vigil.rules.filters import FilterError, filters_expr, with_filter
+from vigil.rules.overrides import SeverityMapping
 
 # Kibana's defaults for a rule created without these params (detection engine constants).
 DEFAULT_INTERVAL = "5m"
@@ -307,6 +308,9 @@ class Rule:
     timestamp_field: str | None = None
     event_category_override: str | None = None
     building_block_type: str | None = None
+    severity_mapping: tuple[SeverityMapping, ...] = ()
+    risk_score_field: str | None = None  # risk_score_mapping[0].field: Kibana reads only it
+    rule_name_override: str | None = None
     # compare=False keeps Rule hashable (these are JSON objects)
     exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
     uuid: str | None = None  # Kibana's saved-object id, when the rule came from Kibana
@@ -451,6 +455,9 @@ class Rule:
             timestamp_field=reader.text("timestamp_field") or None,
             event_category_override=reader.text("event_category_override") or None,
             building_block_type=reader.text("building_block_type") or None,
+            severity_mapping=_severity_mapping(reader),
+            risk_score_field=_risk_score_field(reader),
+            rule_name_override=reader.text("rule_name_override") or None,
             exceptions_list=tuple(reader.table_list("exceptions_list")),
             uuid=reader.text("id") or None,
             enabled=bool(data.get("enabled", True)),
@@ -458,6 +465,31 @@ class Rule:
             params=dict(data),
             source=source or RuleSource(),
         )
+
+
+def _severity_mapping(reader: _Reader) -> tuple[SeverityMapping, ...]:
+    found = []
+    for number, item in enumerate(reader.table_list("severity_mapping")):
+        field_name, value, severity = item.get("field"), item.get("value"), item.get("severity")
+        if not isinstance(field_name, str) or not isinstance(value, str) \
+                or severity not in SEVERITIES:
+            raise FieldError(f"severity_mapping[{number}] needs a field, a string value and a "
+                             f"severity ({', '.join(SEVERITIES)})", "severity_mapping")
+        if item.get("operator", "equals") != "equals":
+            raise FieldError(f"severity_mapping[{number}]: the only operator is equals",
+                             "severity_mapping")
+        found.append(SeverityMapping(field_name, value, severity))
+    return tuple(found)
+
+
+def _risk_score_field(reader: _Reader) -> str | None:
+    mappings = reader.table_list("risk_score_mapping")
+    if not mappings:
+        return None
+    field_name = mappings[0].get("field")
+    if not isinstance(field_name, str) or not field_name:
+        raise FieldError("risk_score_mapping[0] needs a field", "risk_score_mapping")
+    return field_name
 
 
 class _Reader:
