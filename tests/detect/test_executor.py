@@ -113,3 +113,36 @@ def test_first_run_window_is_from_now_minus_9m() -> None:
     run = execute(RULE, timeline, start, None)
     assert [(w.start, w.end) for w in run.plan.windows] == [(start - 9 * M, start)]
     assert run.status == "succeeded" and run.message == "Rule execution completed successfully"
+
+
+def test_timestamp_override_windows_on_the_override_with_the_timestamp_fallback() -> None:
+    # build_events_query.ts buildTimeRangeFilter: override in from..to, or (no override and
+    # @timestamp in from..to); timestamp_override_fallback_disabled drops the second half.
+    from dataclasses import replace
+
+    from vigil.eql.parser import parse
+
+    text = 'any where event.code == "1102"'
+    rule = replace(RULE, query=text, tree=parse(text), timestamp_override="event.ingested")
+    base = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+    def event(n: int, at: datetime, ingested: datetime | None) -> dict[str, Any]:
+        doc: dict[str, Any] = {"@timestamp": at.isoformat(), "_id": f"e{n}",
+                               "event": {"code": "1102"}}
+        if ingested is not None:
+            doc["event"]["ingested"] = ingested.isoformat()
+        return doc
+
+    events = [event(1, base, base + 30 * M),  # written at 10:00, indexed at 10:30
+              event(2, base + 31 * M, None),  # no event.ingested: @timestamp decides
+              event(3, base + 31 * M, base + 2 * 60 * M)]  # indexed two hours later
+    timeline = Timeline.of(events)
+    run_at = base + 35 * M  # searches now-9m..now on event.ingested: 10:26..10:35
+    found = execute(rule, timeline, run_at, run_at - 5 * M)
+    assert sorted(a.events[0]["_id"] for a in found.alerts) == ["e1", "e2"]
+    strict = execute(replace(rule, timestamp_override_fallback_disabled=True), timeline,
+                     run_at, run_at - 5 * M)
+    assert [a.events[0]["_id"] for a in strict.alerts] == ["e1"]
+    on_timestamp = execute(replace(rule, timestamp_override=None), timeline, run_at,
+                           run_at - 5 * M)
+    assert [a.events[0]["_id"] for a in on_timestamp.alerts] == ["e2"]

@@ -58,6 +58,9 @@ class Timeline:
     indexes: list[str | None] = field(default_factory=list)
     _by_arrival: list[int] = field(default_factory=list)
     _arrival_keys: list[int] = field(default_factory=list)
+    # per (override field, fallback): positions in override-time order and their times
+    _by_override: dict[tuple[str, bool], tuple[list[int], list[int]]] = field(
+        default_factory=dict)
 
     @classmethod
     def of(cls, events: Iterable[Event]) -> Timeline:
@@ -78,6 +81,7 @@ class Timeline:
             self.times.append(entry.ts)
             self.arrivals.append(max(arrival or entry.ts, entry.ts))
             self.indexes.append(index_of(entry.event))
+        self._by_override.clear()
 
     def add(self, events: Iterable[Event], arrived_at: int | None = None) -> int:
         """Merge new events in (they may be older than some held ones); returns how many."""
@@ -93,6 +97,7 @@ class Timeline:
                         key=lambda pair: pair[0].ts or 0)  # stable: held events first
         self.entries, self.times, self.arrivals, self.indexes = [], [], [], []
         self._by_arrival, self._arrival_keys = [], []
+        self._by_override.clear()
         for entry, arrival in merged:
             self.extend([entry], arrival if arrival is not None else arrived_at)
         return len(fresh)
@@ -103,6 +108,7 @@ class Timeline:
         if cut:
             del self.entries[:cut], self.times[:cut], self.arrivals[:cut], self.indexes[:cut]
             self._by_arrival, self._arrival_keys = [], []
+            self._by_override.clear()
         return cut
 
     def arrived_between(self, start_ns: int, end_ns: int) -> list[int]:
@@ -113,6 +119,30 @@ class Timeline:
         low = bisect.bisect_left(self._arrival_keys, start_ns)
         high = bisect.bisect_right(self._arrival_keys, end_ns)
         return self._by_arrival[low:high]
+
+    def overridden_between(self, override: str, fallback: bool, start_ns: int,
+                           end_ns: int) -> list[int]:
+        """Positions (in @timestamp order) of events whose ``override`` time is in
+        [start, end], or, when ``fallback``, that lack it and have @timestamp there: the
+        range Kibana searches for a rule with ``timestamp_override`` (build_events_query.ts
+        ``buildTimeRangeFilter``: one bool/should, the same from..to for both)."""
+        key = (override, fallback)
+        if key not in self._by_override:
+            get = raw_getter(override)
+            timed: list[tuple[int, int]] = []
+            for position, entry in enumerate(self.entries):
+                value = get(entry.event)
+                moment = to_date_ns(value) if value is not None else None
+                if moment is None and value is None and fallback:
+                    moment = self.times[position]
+                if moment is not None:
+                    timed.append((moment, position))
+            timed.sort()
+            self._by_override[key] = ([p for _t, p in timed], [t for t, _p in timed])
+        positions, keys = self._by_override[key]
+        low = bisect.bisect_left(keys, start_ns)
+        high = bisect.bisect_right(keys, end_ns)
+        return sorted(positions[low:high])
 
     def next_time_after(self, ns: int) -> int | None:
         """The first event time after ``ns`` (None when there is none)."""
@@ -156,7 +186,8 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
         interval=rule.interval_delta, to_offset=-rule.to_math.offset,
         maxspan=timedelta(milliseconds=maxspan) if maxspan else None, mode=gap_mode,
     )
-    if window_on == "event.ingested" and previous_started_at is not None:
+    overridden = rule.timestamp_override not in (None, "@timestamp")
+    if window_on == "event.ingested" and previous_started_at is not None and not overridden:
         plan = _with_late_window(plan, timeline, to_ns(previous_started_at), to_ns(started_at),
                                  rule.look_back)
     execution = Execution(rule, started_at, plan)
@@ -165,8 +196,11 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
     run_ns = to_ns(started_at)
     uuid = rule_uuid(rule.rule_id, rule.uuid)
     seen: set[str] = set()
+    override = rule.timestamp_override if rule.timestamp_override not in (None, "@timestamp") \
+        else None
     for window in plan.windows:
-        entries = _window_entries(timeline, window, run_ns, selector, excludes)
+        entries = _window_entries(timeline, window, run_ns, selector, excludes, override,
+                                  not rule.timestamp_override_fallback_disabled)
         execution.events_read += len(entries)
         matches = rule_matches(rule, entries, ecs_schema())
         if len(matches) >= rule.max_signals:
@@ -202,10 +236,13 @@ def _with_late_window(plan: RunPlan, timeline: Timeline, previous_ns: int, run_n
 
 
 def _window_entries(timeline: Timeline, window: Window, run_ns: int, selector: IndexSelector,
-                    excludes: Callable[[Event], bool] | None) -> list[Entry]:
+                    excludes: Callable[[Event], bool] | None, override: str | None = None,
+                    fallback: bool = True) -> list[Entry]:
     start, end = to_ns(window.start), to_ns(window.end)
     selected = []
-    for i in timeline.between(start, end):
+    positions: Iterable[int] = (timeline.between(start, end) if override is None else
+                                timeline.overridden_between(override, fallback, start, end))
+    for i in positions:
         if timeline.arrivals[i] > run_ns:
             continue  # not there yet when this run searched
         if not selector.accepts(timeline.indexes[i]):
