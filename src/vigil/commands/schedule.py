@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
+from vigil.detect.aggregations import ThresholdHistory
 from vigil.detect.executor import Execution, Timeline, WindowOn, execute, late_events, to_ns
 from vigil.detect.schedule import GapMode, RunPlan
 from vigil.eql.schema import to_date_ns
@@ -203,6 +204,7 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     with StoreLock(request.store, "replay"), open_store(request.store,
                                                         synchronous="normal") as store:
         _prepare_store(store, rules)
+        histories = {rule.rule_id: ThresholdHistory() for rule in rules}
         for rule in rules:
             previous: datetime | None = None
             quiet = _QuietStretch(store, rule)
@@ -236,10 +238,12 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                 execution = execute(rule, timeline, started, previous,
                                     gap_mode=request.gap_mode, window_on=request.window_on,
                                     index_all=request.index_all,
-                                    excludes=excludes[rule.rule_id])
+                                    excludes=excludes[rule.rule_id],
+                                    threshold_history=histories[rule.rule_id])
                 if _quiet(execution) and request.window_on == "@timestamp":
                     quiet.add_execution(execution)
-                    following = timeline.next_time_after(to_ns(execution.plan.windows[-1].end))
+                    following = timeline.next_time_after(to_ns(execution.plan.windows[-1].end),
+                                                         rule)
                     skip_until = (1 << 63) if following is None else following
                 else:
                     quiet.flush()
@@ -375,6 +379,7 @@ class Watcher:
     tails: dict[Path, _Tail] = field(default_factory=dict)
     whole: dict[Path, float] = field(default_factory=dict)  # other files: mtime when read
     seen_ids: set[str] = field(default_factory=set)
+    threshold_histories: dict[str, ThresholdHistory] = field(default_factory=dict)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
@@ -507,9 +512,12 @@ class Watcher:
         now = datetime.now(UTC).replace(microsecond=0)
         if previous is not None and now < previous + rule.interval_delta:
             return
+        # Threshold state lives as long as the watcher (Kibana keeps it in the rule's state).
+        history = self.threshold_histories.setdefault(rule.rule_id, ThresholdHistory())
         execution = execute(rule, timeline, now, previous, gap_mode=self.request.gap_mode,
                             window_on=self.request.window_on,
-                            index_all=self.request.index_all, excludes=excludes)
+                            index_all=self.request.index_all, excludes=excludes,
+                            threshold_history=history)
         created = _store_execution(store, execution, notify)
         if created or execution.status != "succeeded":
             shells = sum(1 for a in execution.alerts if a.id in set(created))

@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vigil.detect.ids import building_block_ids, event_id, shell_id, single_alert_id
+from vigil.detect.ids import (
+    building_block_ids,
+    event_id,
+    new_terms_alert_id,
+    shell_id,
+    single_alert_id,
+)
 from vigil.eql.schema import raw_getter
 from vigil.rules.model import RULE_CATEGORIES, RULE_TYPE_IDS, Rule
 from vigil.rules.overrides import name_for, risk_score_for, severity_for
@@ -240,6 +246,31 @@ def single_event_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str,
                        now: str) -> Alert:
     alert_id = single_alert_id((event_id(event), event_index(event)), f"{SPACE_ID}:{rule_uuid}")
     return Alert(rule, _event_alert(event, rule, rule_uuid, now, alert_id), (), (event,))
+
+
+def new_terms_alert(event: Mapping[str, Any], rule: Rule, rule_uuid: str, now: str,
+                    new_terms: list[Any]) -> Alert:
+    """A new terms alert: the event's alert with ``kibana.alert.new_terms``; its id hashes
+    the terms too (wrap_new_terms_alerts.ts), so one event with k new values gives k."""
+    alert_id = new_terms_alert_id((event_id(event), event_index(event)),
+                                  f"{SPACE_ID}:{rule_uuid}", new_terms)
+    doc = _event_alert(event, rule, rule_uuid, now, alert_id)
+    doc["kibana.alert.new_terms"] = new_terms
+    return Alert(rule, doc, (), (event,))
+
+
+def threshold_alert(rule: Rule, rule_uuid: str, now: str, hit_id: str, index: str,
+                    source: dict[str, Any], result: dict[str, Any],
+                    events: Sequence[Mapping[str, Any]] = ()) -> Alert:
+    """A threshold alert from its bucket's synthetic hit (bulk_create_threshold_signals.ts):
+    the group-by values under their field names, no event of its own; original_time the
+    bucket's latest event; overrides see only the group-by fields. ``events`` (the
+    bucket's first events) are not in the document: vigil's reports show them."""
+    alert_id = single_alert_id((hit_id, index), f"{SPACE_ID}:{rule_uuid}", "undefined")
+    hit = {**source, "_id": hit_id, "_index": index}
+    doc = _event_alert(hit, rule, rule_uuid, now, alert_id)
+    doc["kibana.alert.threshold_result"] = result
+    return Alert(rule, doc, (), tuple(events))
 
 
 def _intersection(docs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from vigil.detect.aggregations import FirstSeen, ThresholdHistory, new_terms_run, threshold_run
 from vigil.detect.alerts import Alert
 from vigil.detect.ids import rule_uuid
 from vigil.detect.indices import IndexSelector, index_of
@@ -28,7 +29,7 @@ from vigil.detect.run import MAX_SIGNALS_WARNING, alert_for_match, ecs_schema, r
 from vigil.detect.schedule import GapMode, RunPlan, Window, plan_run
 from vigil.eql.engine import Entry, SchemaResolver, order_events
 from vigil.eql.schema import raw_getter, to_date_ns
-from vigil.rules.model import Rule
+from vigil.rules.model import DateMath, Rule
 
 Event = Mapping[str, Any]
 WindowOn = Literal["@timestamp", "event.ingested"]
@@ -144,8 +145,18 @@ class Timeline:
         high = bisect.bisect_right(keys, end_ns)
         return sorted(positions[low:high])
 
-    def next_time_after(self, ns: int) -> int | None:
-        """The first event time after ``ns`` (None when there is none)."""
+    def next_time_after(self, ns: int, rule: Rule | None = None) -> int | None:
+        """The first time after ``ns`` a window of ``rule`` would see an event (None when
+        there is none): its @timestamp, or for a rule with a timestamp override the time
+        its window reads (the override, or the @timestamp fallback)."""
+        override = rule.timestamp_override if rule is not None else None
+        if rule is not None and override not in (None, "@timestamp"):
+            assert override is not None
+            fallback = not rule.timestamp_override_fallback_disabled
+            self.overridden_between(override, fallback, ns, ns)  # builds the index
+            _positions, keys = self._by_override[(override, fallback)]
+            at = bisect.bisect_right(keys, ns)
+            return keys[at] if at < len(keys) else None
         at = bisect.bisect_right(self.times, ns)
         return self.times[at] if at < len(self.times) else None
 
@@ -177,7 +188,8 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
             previous_started_at: datetime | None, *, gap_mode: GapMode = "complete",
             window_on: WindowOn = "@timestamp", index_all: bool = False,
             excludes: Callable[[Event], bool] | None = None,
-            now: str | None = None) -> Execution:
+            now: str | None = None,
+            threshold_history: ThresholdHistory | None = None) -> Execution:
     """Run ``rule`` as scheduled at ``started_at``: every window of its plan, max_signals
     applied per window (the most recent matches win), deduplicated within the run."""
     maxspan = rule.tree.body.maxspan_ms if hasattr(rule.tree.body, "maxspan_ms") else None
@@ -202,6 +214,15 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
         entries = _window_entries(timeline, window, run_ns, selector, excludes, override,
                                   not rule.timestamp_override_fallback_disabled)
         execution.events_read += len(entries)
+        if rule.threshold is not None or rule.new_terms is not None:
+            found = _aggregated(rule, uuid, timeline, window, run_ns, selector, excludes,
+                                override, started_at, created, threshold_history)
+            for alert in found[0]:
+                if alert.id not in seen:
+                    seen.add(alert.id)
+                    execution.alerts.append(alert)
+            execution.messages.extend(m for m in found[1] if m not in execution.messages)
+            continue
         matches = rule_matches(rule, entries, ecs_schema())
         if len(matches) >= rule.max_signals:
             if len(matches) > rule.max_signals:
@@ -220,6 +241,31 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
         execution.messages.append(gap)
         execution.status = "failed"
     return execution
+
+
+def _aggregated(rule: Rule, uuid: str, timeline: Timeline, window: Window, run_ns: int,
+                selector: IndexSelector, excludes: Callable[[Event], bool] | None,
+                override: str | None, started_at: datetime, created: str,
+                threshold_history: ThresholdHistory | None) -> tuple[list[Alert], list[str]]:
+    """One window of a threshold or new terms rule (``detect.aggregations``)."""
+    fallback = not rule.timestamp_override_fallback_disabled
+
+    def matching(span: Window) -> list[Event]:
+        entries = _window_entries(timeline, span, run_ns, selector, excludes, override,
+                                  fallback)
+        return [m.events[0] for m in rule_matches(rule, entries, ecs_schema())
+                if m.events[0] is not None]
+
+    in_window = matching(window)
+    if rule.threshold is not None:
+        return threshold_run(rule, uuid, in_window, to_ns(window.start), started_at,
+                             threshold_history if threshold_history is not None
+                             else ThresholdHistory(), created, rule.max_signals)
+    assert rule.new_terms is not None
+    history_start = window.end + DateMath.parse(rule.new_terms.history_window_start).offset
+    seen = FirstSeen.of(rule, matching(Window(history_start, window.end)))
+    return new_terms_run(rule, uuid, in_window, seen, to_ns(window.start),
+                         to_ns(history_start), created, rule.max_signals)
 
 
 def _with_late_window(plan: RunPlan, timeline: Timeline, previous_ns: int, run_ns: int,

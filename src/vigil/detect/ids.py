@@ -71,3 +71,54 @@ def shell_id(refs: Sequence[tuple[str, str]], block_ids: Sequence[str], rule: st
 def single_alert_id(ref: tuple[str, str], rule: str, version: str = "1") -> str:
     doc_id, index = ref
     return _sha256(f"{index}{doc_id}{version}{rule}")
+
+
+# Kibana's namespace for threshold bucket ids (threshold/utils.ts calculateThresholdSignalUuid).
+_THRESHOLD_NAMESPACE = uuid.UUID("0684ec03-7201-4ee0-8ee0-3a3f6b2479b2")
+
+
+def threshold_bucket_id(rule_id: str, started_at: str, fields: Sequence[str],
+                        values: Sequence[Any]) -> str:
+    """The id of a threshold bucket's synthetic hit: uuid v5 of the rule_id, the run's start
+    (ISO, milliseconds), the group-by fields joined by "," and the bucket's values sorted as
+    JavaScript sorts (as text) and joined by ",", concatenated without separators."""
+    key = ",".join(sorted(_js_string(v) for v in values))
+    return str(uuid.uuid5(_THRESHOLD_NAMESPACE, f"{rule_id}{started_at}{','.join(fields)}{key}"))
+
+
+def _js_string(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def object_hash(value: Any) -> str:
+    """npm ``object-hash`` with its defaults (SHA-1, hex) for JSON arrays of scalars, as
+    Kibana's ``objectHash`` hashes new-terms alert ids: ``array:N:`` then each element as
+    ``string:LENGTH:TEXT`` (length in UTF-16 code units), ``number:N``, ``bool:B``, ``Null``."""
+    return hashlib.sha1(_object_hash_text(value).encode("utf-8")).hexdigest()
+
+
+def _object_hash_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return f"array:{len(value)}:" + "".join(_object_hash_text(v) for v in value)
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return f"bool:{'true' if value else 'false'}"
+    if isinstance(value, int | float):
+        return f"number:{_js_string(value)}"
+    text = str(value)
+    return f"string:{len(text.encode('utf-16-le')) // 2}:{text}"
+
+
+def new_terms_alert_id(ref: tuple[str, str], rule: str, new_terms: Sequence[Any],
+                       version: str = "1") -> str:
+    """wrap_new_terms_alerts.ts: objectHash([_index, _id, String(_version),
+    "space:rule uuid", new terms])."""
+    doc_id, index = ref
+    return object_hash([index, doc_id, version, rule, list(new_terms)])

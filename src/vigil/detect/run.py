@@ -135,6 +135,17 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
         matches = rule_matches(rule, selected, schema)
         outcome.matches = len(matches)
         cap = options.max_signals
+        if rule.threshold is not None or rule.new_terms is not None:
+            # Alerts of groups of events: as the rule's runs would have raised them.
+            from vigil.detect.aggregations import scheduled_alerts
+
+            found, warnings = scheduled_alerts(rule, rule_uuid(rule.rule_id, rule.uuid),
+                                               [m.events[0] for m in matches if m.events[0]],
+                                               now, cap)
+            outcome.alerts.extend(found)
+            outcome.warnings.extend(warnings)
+            outcomes.append(outcome)
+            continue
         if cap is not None and len(matches) > cap:
             # Elasticsearch returns the tail: the most recent matches win.
             outcome.dropped_by_cap = len(matches) - cap

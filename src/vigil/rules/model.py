@@ -265,9 +265,33 @@ class RuleSource:
 RULE_TYPES: dict[str, tuple[str, ...]] = {
     "eql": ("eql",),
     "query": ("kuery",),
+    "threshold": ("kuery",),
+    "new_terms": ("kuery",),
 }
-RULE_TYPE_IDS = {"eql": "siem.eqlRule", "query": "siem.queryRule"}
-RULE_CATEGORIES = {"eql": "Event Correlation Rule", "query": "Custom Query Rule"}
+RULE_TYPE_IDS = {"eql": "siem.eqlRule", "query": "siem.queryRule",
+                 "threshold": "siem.thresholdRule", "new_terms": "siem.newTermsRule"}
+RULE_CATEGORIES = {"eql": "Event Correlation Rule", "query": "Custom Query Rule",
+                   "threshold": "Threshold Rule", "new_terms": "New Terms Rule"}
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """A threshold rule's ``threshold``: group by ``fields`` (none: one group of every event),
+    at least ``value`` events, and optionally at least N distinct values of a field (Kibana
+    reads only the first cardinality entry)."""
+
+    fields: tuple[str, ...]
+    value: int
+    cardinality: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTerms:
+    """A new terms rule: the fields (1 to 3) whose value, or combination of values, has not
+    been seen since ``history_window_start`` before the run's window."""
+
+    fields: tuple[str, ...]
+    history_window_start: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +335,8 @@ class Rule:
     severity_mapping: tuple[SeverityMapping, ...] = ()
     risk_score_field: str | None = None  # risk_score_mapping[0].field: Kibana reads only it
     rule_name_override: str | None = None
+    threshold: Threshold | None = None
+    new_terms: NewTerms | None = None
     # compare=False keeps Rule hashable (these are JSON objects)
     exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
     uuid: str | None = None  # Kibana's saved-object id, when the rule came from Kibana
@@ -458,6 +484,8 @@ class Rule:
             severity_mapping=_severity_mapping(reader),
             risk_score_field=_risk_score_field(reader),
             rule_name_override=reader.text("rule_name_override") or None,
+            threshold=_threshold(data) if rule_type == "threshold" else None,
+            new_terms=_new_terms(reader, from_) if rule_type == "new_terms" else None,
             exceptions_list=tuple(reader.table_list("exceptions_list")),
             uuid=reader.text("id") or None,
             enabled=bool(data.get("enabled", True)),
@@ -480,6 +508,71 @@ def _severity_mapping(reader: _Reader) -> tuple[SeverityMapping, ...]:
                              "severity_mapping")
         found.append(SeverityMapping(field_name, value, severity))
     return tuple(found)
+
+
+def _threshold(data: Mapping[str, Any]) -> Threshold:
+    """threshold_attributes.gen.ts: field a string or up to 5 strings, value an integer >= 1,
+    cardinality [{field, value >= 0}]."""
+    spec = data.get("threshold")
+    if not isinstance(spec, Mapping):
+        raise FieldError("a threshold rule needs a threshold table", "threshold")
+    raw = spec.get("field")
+    fields: list[str]
+    if raw in (None, ""):
+        fields = []
+    elif isinstance(raw, str):
+        fields = [raw]
+    elif isinstance(raw, list) and all(isinstance(f, str) for f in raw) and len(raw) <= 5:
+        fields = [f for f in raw if f]
+    else:
+        raise FieldError("threshold.field must be a field or a list of up to 5 fields",
+                         "threshold")
+    value = spec.get("value")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise FieldError("threshold.value must be an integer of at least 1", "threshold")
+    cardinality = None
+    entries = spec.get("cardinality") or []
+    if not isinstance(entries, list):
+        raise FieldError("threshold.cardinality must be a list", "threshold")
+    if entries:
+        first = entries[0]
+        name = first.get("field") if isinstance(first, Mapping) else None
+        count = first.get("value") if isinstance(first, Mapping) else None
+        if not isinstance(name, str) or isinstance(count, bool) or not isinstance(count, int) \
+                or count < 0:
+            raise FieldError("threshold.cardinality needs a field and a value of at least 0",
+                             "threshold")
+        cardinality = (name, count)
+    return Threshold(tuple(fields), value, cardinality)
+
+
+def _new_terms(reader: _Reader, from_: str) -> NewTerms:
+    """Kibana's ``new_terms_fields`` / ``history_window_start``, or detection-rules' TOML
+    form: ``[rule.new_terms]`` field/value with ``[[rule.new_terms.history_window_start]]``."""
+    data = dict(reader.data)
+    nested = data.get("new_terms")
+    if isinstance(nested, Mapping):
+        if nested.get("field") == "new_terms_fields":
+            data.setdefault("new_terms_fields", nested.get("value"))
+        windows = nested.get("history_window_start")
+        for window in windows if isinstance(windows, list) else [windows]:
+            if isinstance(window, Mapping) and window.get("field") == "history_window_start":
+                data.setdefault("history_window_start", window.get("value"))
+    reader = _Reader(data)
+    fields = reader.strings("new_terms_fields")
+    if not 1 <= len(fields) <= 3:
+        raise FieldError("new_terms_fields must name 1 to 3 fields", "new_terms_fields")
+    history = reader.text("history_window_start", required=True)
+    try:
+        start = DateMath.parse(history)
+    except ValueError as exc:
+        raise FieldError(str(exc), "history_window_start") from None
+    # validateHistoryWindowStart: the history must begin before the run's window does.
+    if start.offset >= DateMath.parse(from_).offset:
+        raise FieldError("History window size is smaller than rule interval + additional "
+                         "lookback, 'historyWindowStart' must be earlier than 'from'",
+                         "history_window_start")
+    return NewTerms(tuple(fields), history)
 
 
 def _risk_score_field(reader: _Reader) -> str | None:
