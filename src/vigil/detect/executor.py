@@ -27,6 +27,7 @@ from vigil.detect.ids import rule_uuid
 from vigil.detect.indices import IndexSelector, index_of
 from vigil.detect.run import MAX_SIGNALS_WARNING, alert_for_match, ecs_schema, rule_matches
 from vigil.detect.schedule import GapMode, RunPlan, Window, plan_run
+from vigil.detect.suppression import suppress
 from vigil.eql.engine import Entry, SchemaResolver, order_events
 from vigil.eql.schema import raw_getter, to_date_ns
 from vigil.rules.model import DateMath, Rule
@@ -234,6 +235,9 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
             if alert.id not in seen:
                 seen.add(alert.id)
                 execution.alerts.append(alert)
+    # Suppression within the execution (detect.suppression; a duration across executions
+    # would need the store's alerts: not yet).
+    execution.alerts = suppress(rule, uuid, execution.alerts)
     if execution.messages:
         execution.status = "partial failure"
     gap = plan.gap_message

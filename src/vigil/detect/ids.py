@@ -97,23 +97,94 @@ def _js_string(value: Any) -> str:
 
 
 def object_hash(value: Any) -> str:
-    """npm ``object-hash`` with its defaults (SHA-1, hex) for JSON arrays of scalars, as
-    Kibana's ``objectHash`` hashes new-terms alert ids: ``array:N:`` then each element as
-    ``string:LENGTH:TEXT`` (length in UTF-16 code units), ``number:N``, ``bool:B``, ``Null``."""
-    return hashlib.sha1(_object_hash_text(value).encode("utf-8")).hexdigest()
+    """npm ``object-hash`` 3 with its defaults (SHA-1, hex) for JSON values, as Kibana's
+    ``objectHash`` hashes new-terms and suppression ids (``_ObjectHasher`` writes the text)."""
+    out: list[str] = []
+    _ObjectHasher(out).dispatch(value)
+    return hashlib.sha1("".join(out).encode("utf-8")).hexdigest()
 
 
-def _object_hash_text(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return f"array:{len(value)}:" + "".join(_object_hash_text(v) for v in value)
-    if value is None:
-        return "Null"
-    if isinstance(value, bool):
-        return f"bool:{'true' if value else 'false'}"
-    if isinstance(value, int | float):
-        return f"number:{_js_string(value)}"
-    text = str(value)
-    return f"string:{len(text.encode('utf-16-le')) // 2}:{text}"
+_PROTOTYPE = object()  # Object.prototype
+_CONSTRUCTOR = object()  # the Object function
+
+
+class _ObjectHasher:
+    """object-hash's ``typeHasher`` for JSON values: ``array:N:`` and the elements;
+    ``object:N:`` and ``key:value,`` per key, sorted (``unorderedObjects``), after the three
+    ``respectType`` keys ``prototype``, ``__proto__`` and ``constructor`` (whose values are
+    Object.prototype and the Object function, written in full the first time and as
+    ``[CIRCULAR:i]`` after: ``i`` is their place among the objects visited so far);
+    ``string:LENGTH:TEXT`` (UTF-16 code units), ``number:N``, ``bool:B``, ``Null``."""
+
+    def __init__(self, out: list[str]) -> None:
+        self.out = out
+        self.context: list[int] = []  # ids of the objects visited, in order
+
+    def seen(self, thing: object) -> bool:
+        key = id(thing)
+        if key in self.context:
+            self.dispatch(f"[CIRCULAR:{self.context.index(key)}]")
+            return True
+        self.context.append(key)
+        return False
+
+    def dispatch(self, value: Any) -> None:
+        write = self.out.append
+        if value is None:
+            write("Null")
+        elif isinstance(value, bool):
+            write(f"bool:{'true' if value else 'false'}")
+        elif isinstance(value, int | float):
+            write(f"number:{_js_string(value)}")
+        elif isinstance(value, str):
+            write(f"string:{len(value.encode('utf-16-le')) // 2}:{value}")
+        elif isinstance(value, list | tuple):
+            if self.seen(value):
+                return
+            write(f"array:{len(value)}:")
+            for item in value:
+                self.dispatch(item)
+        elif isinstance(value, Mapping):
+            if self.seen(value):
+                return
+            self.plain_object([(str(k), value[k]) for k in sorted(value)])
+        else:
+            self.dispatch(str(value))
+
+    def plain_object(self, items: list[tuple[str, Any]]) -> None:
+        write = self.out.append
+        write(f"object:{len(items) + 3}:")
+        self.dispatch("prototype")
+        write(":Undefined,")
+        self.dispatch("__proto__")
+        write(":")
+        if not self.seen(_PROTOTYPE):
+            write("object:3:")
+            self.dispatch("prototype")
+            write(":Undefined,")
+            self.dispatch("__proto__")
+            write(":Null,")
+            self.dispatch("constructor")
+            write(":")
+            self.constructor()
+            write(",")
+        write(",")
+        self.dispatch("constructor")
+        write(":")
+        self.constructor()
+        write(",")
+        for key, item in items:
+            self.dispatch(key)
+            write(":")
+            self.dispatch(item)
+            write(",")
+
+    def constructor(self) -> None:
+        self.out.append("fn:")
+        self.dispatch("[native]")
+        self.dispatch("function-name:Object")
+        if not self.seen(_CONSTRUCTOR):
+            self.out.append("object:0:")
 
 
 def new_terms_alert_id(ref: tuple[str, str], rule: str, new_terms: Sequence[Any],

@@ -17,6 +17,7 @@ from typing import Any
 from vigil.detect.alerts import Alert, sequence_alert, single_event_alert
 from vigil.detect.ids import rule_uuid
 from vigil.detect.indices import IndexSelector, index_of
+from vigil.detect.suppression import suppress
 from vigil.eql import ast
 from vigil.eql.engine import (
     Compiled,
@@ -142,7 +143,7 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
             found, warnings = scheduled_alerts(rule, rule_uuid(rule.rule_id, rule.uuid),
                                                [m.events[0] for m in matches if m.events[0]],
                                                now, cap)
-            outcome.alerts.extend(found)
+            outcome.alerts.extend(suppress(rule, rule_uuid(rule.rule_id, rule.uuid), found))
             outcome.warnings.extend(warnings)
             outcomes.append(outcome)
             continue
@@ -162,6 +163,7 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
                 continue
             seen.add(alert.id)
             outcome.alerts.append(alert)
+        outcome.alerts = suppress(rule, uuid, outcome.alerts)
         outcomes.append(outcome)
     return DetectResult(outcomes, len(entries), len(in_window), without_time)
 

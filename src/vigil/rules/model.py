@@ -286,6 +286,15 @@ class Threshold:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSuppression:
+    """``alert_suppression``: group by 1 to 3 fields, for one execution or ``duration``."""
+
+    group_by: tuple[str, ...]
+    duration_ns: int | None = None
+    missing: str = "suppress"  # or doNotSuppress
+
+
+@dataclass(frozen=True, slots=True)
 class NewTerms:
     """A new terms rule: the fields (1 to 3) whose value, or combination of values, has not
     been seen since ``history_window_start`` before the run's window."""
@@ -337,6 +346,7 @@ class Rule:
     rule_name_override: str | None = None
     threshold: Threshold | None = None
     new_terms: NewTerms | None = None
+    alert_suppression: AlertSuppression | None = None
     # compare=False keeps Rule hashable (these are JSON objects)
     exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
     uuid: str | None = None  # Kibana's saved-object id, when the rule came from Kibana
@@ -486,6 +496,7 @@ class Rule:
             rule_name_override=reader.text("rule_name_override") or None,
             threshold=_threshold(data) if rule_type == "threshold" else None,
             new_terms=_new_terms(reader, from_) if rule_type == "new_terms" else None,
+            alert_suppression=_suppression(data, rule_type),
             exceptions_list=tuple(reader.table_list("exceptions_list")),
             uuid=reader.text("id") or None,
             enabled=bool(data.get("enabled", True)),
@@ -508,6 +519,42 @@ def _severity_mapping(reader: _Reader) -> tuple[SeverityMapping, ...]:
                              "severity_mapping")
         found.append(SeverityMapping(field_name, value, severity))
     return tuple(found)
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _suppression(data: Mapping[str, Any], rule_type: str) -> AlertSuppression | None:
+    """common_attributes.schema.yaml AlertSuppression: group_by 1..3 fields, duration
+    {value >= 1, unit s|m|h}, missing_fields_strategy suppress (default) | doNotSuppress."""
+    spec = data.get("alert_suppression")
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise FieldError("alert_suppression must be a table", "alert_suppression")
+    if rule_type == "threshold":
+        raise FieldError("alert_suppression on threshold rules is not supported yet",
+                         "alert_suppression")
+    group_by = spec.get("group_by")
+    if not isinstance(group_by, list) or not 1 <= len(group_by) <= 3 or not all(
+            isinstance(f, str) and f for f in group_by):
+        raise FieldError("alert_suppression.group_by must name 1 to 3 fields",
+                         "alert_suppression")
+    duration = spec.get("duration")
+    duration_ns = None
+    if duration is not None:
+        value = duration.get("value") if isinstance(duration, Mapping) else None
+        unit = duration.get("unit") if isinstance(duration, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
+                or unit not in _DURATION_UNITS:
+            raise FieldError("alert_suppression.duration needs a value >= 1 and a unit s, m "
+                             "or h", "alert_suppression")
+        duration_ns = value * _DURATION_UNITS[str(unit)] * 1_000_000_000
+    missing = spec.get("missing_fields_strategy", "suppress")
+    if missing not in ("suppress", "doNotSuppress"):
+        raise FieldError("alert_suppression.missing_fields_strategy is suppress or "
+                         "doNotSuppress", "alert_suppression")
+    return AlertSuppression(tuple(group_by), duration_ns, str(missing))
 
 
 def _threshold(data: Mapping[str, Any]) -> Threshold:
