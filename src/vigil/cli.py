@@ -717,9 +717,9 @@ def rules_validate(
     result = load_rules(paths)
     for error in result.errors:
         typer.echo(terminal_text(str(error), keep_newlines=True), err=True)
-    from vigil.rules.loader import skipped_summary
+    from vigil.rules.loader import rule_warnings, skipped_summary
 
-    for line in skipped_summary(result.skipped):
+    for line in [*skipped_summary(result.skipped), *rule_warnings(result.rules)]:
         typer.echo(terminal_text(line), err=True)
     typer.echo(validation_summary(len(result.rules), list(result.errors)))
     raise typer.Exit(2 if result.errors else 0)

@@ -18,7 +18,7 @@ from vigil.rules import (
     validate,
     validation_summary,
 )
-from vigil.rules.loader import skipped_summary
+from vigil.rules.loader import rule_warnings, skipped_summary
 
 HEAD = """\
 [metadata]
@@ -327,3 +327,18 @@ def test_bad_schedule_is_reported(tmp_path: Path) -> None:
     path = _write(tmp_path, "r.toml", text)
     (error,) = load_rule_file(path).errors
     assert error.line == 14 and "must start with 'now'" in error.reason
+
+
+def test_a_field_vigil_does_not_apply_is_a_warning_never_silence(tmp_path: Path) -> None:
+    text = _rule_text("Odd", "00000000-0000-4000-8000-0000000000e1", GOOD_QUERY) + \
+        "items_per_search = 5\n"
+    path = _write(tmp_path, "odd.toml", text)
+    result = load_rule_file(path)
+    (rule,) = result.rules
+    assert rule.warnings == ("the rule's items_per_search field is not applied by vigil",)
+    (line,) = rule_warnings(result.rules)
+    assert line.startswith(f"{path}:") and "Odd: the rule's items_per_search" in line
+    # prebuilt-style fields that change nothing are not warned about
+    plain = _write(tmp_path, "plain.toml", _rule_text(
+        "Plain", "00000000-0000-4000-8000-0000000000e2", GOOD_QUERY))
+    assert load_rule_file(plain).rules[0].warnings == ()

@@ -18,7 +18,7 @@ from vigil.events.reader import LogonIdMode
 from vigil.events.records import ReadProgress
 from vigil.report.safe import terminal_text
 from vigil.rules import LoadResult, bundled_rules, find_rule, load_exceptions, load_rules
-from vigil.rules.loader import skipped_summary
+from vigil.rules.loader import rule_warnings, skipped_summary
 from vigil.rules.model import Rule
 
 
@@ -73,6 +73,7 @@ def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[Rule
             result: LoadResult = load_rules([path])
             rules.extend(result.rules)
             notes.extend(skipped_summary(result.skipped))
+            notes.extend(rule_warnings(result.rules))
             errors.extend(result.errors)
             continue
         rule = find_rule(bundled, ref)

@@ -400,6 +400,16 @@ def _skip(obj: Mapping[str, Any], path: str, line: int | None) -> SkippedRule:
                        str(rule_type))
 
 
+def rule_warnings(rules: Iterable[Rule]) -> list[str]:
+    """One line per rule with fields vigil does not apply: ``file:line: name: ...``."""
+    lines = []
+    for rule in rules:
+        if rule.warnings:
+            where = _where(rule.source) if rule.source.path else rule.rule_id
+            lines.append(f"{where}: {rule.name}: {'; '.join(rule.warnings)}")
+    return lines
+
+
 def skipped_summary(skipped: Iterable[SkippedRule]) -> list[str]:
     """One line per reason: how many rules were skipped and why."""
     counts: dict[tuple[str, str], int] = {}

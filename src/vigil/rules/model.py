@@ -274,6 +274,28 @@ RULE_CATEGORIES = {"eql": "Event Correlation Rule", "query": "Custom Query Rule"
                    "threshold": "Threshold Rule", "new_terms": "New Terms Rule"}
 
 
+# Rule fields vigil applies, and those that do not change which alerts are raised or what
+# they hold (metadata, UI, response actions). Any other field gets a warning when the rule
+# loads (``Rule.warnings``): a field Kibana would apply is never ignored in silence.
+APPLIED_FIELDS = frozenset({
+    "rule_id", "name", "description", "type", "language", "query", "index", "data_view_id",
+    "interval", "from", "to", "max_signals", "severity", "risk_score", "tags", "threat",
+    "note", "setup", "false_positives", "references", "author", "license",
+    "timestamp_override", "timestamp_override_fallback_disabled", "tiebreaker_field",
+    "timestamp_field", "event_category_override", "building_block_type", "exceptions_list",
+    "id", "enabled", "filters", "severity_mapping", "risk_score_mapping",
+    "rule_name_override", "threshold", "new_terms", "new_terms_fields",
+    "history_window_start", "alert_suppression", "version",
+})
+NEUTRAL_FIELDS = frozenset({
+    "investigation_fields", "timeline_id", "timeline_title", "actions", "throttle", "meta",
+    "related_integrations", "required_fields", "revision", "immutable", "rule_source",
+    "created_at", "created_by", "updated_at", "updated_by", "execution_summary",
+    "output_index", "namespace", "response_actions", "outcome", "alias_purpose",
+    "alias_target_id", "notify_when", "saved_id",
+})
+
+
 @dataclass(frozen=True, slots=True)
 class Threshold:
     """A threshold rule's ``threshold``: group by ``fields`` (none: one group of every event),
@@ -347,6 +369,7 @@ class Rule:
     threshold: Threshold | None = None
     new_terms: NewTerms | None = None
     alert_suppression: AlertSuppression | None = None
+    warnings: tuple[str, ...] = ()  # fields of the rule vigil does not apply
     # compare=False keeps Rule hashable (these are JSON objects)
     exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
     uuid: str | None = None  # Kibana's saved-object id, when the rule came from Kibana
@@ -497,6 +520,9 @@ class Rule:
             threshold=_threshold(data) if rule_type == "threshold" else None,
             new_terms=_new_terms(reader, from_) if rule_type == "new_terms" else None,
             alert_suppression=_suppression(data, rule_type),
+            warnings=tuple(
+                f"the rule's {key} field is not applied by vigil" for key in data
+                if key not in APPLIED_FIELDS and key not in NEUTRAL_FIELDS),
             exceptions_list=tuple(reader.table_list("exceptions_list")),
             uuid=reader.text("id") or None,
             enabled=bool(data.get("enabled", True)),
