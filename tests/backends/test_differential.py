@@ -605,3 +605,21 @@ def test_bad_records_of_mixed_inputs_are_reported_in_input_order(tmp_path: Path)
                   DetectOptions(now=NOW), workers=2)
     assert [str(b) for b in stats.bad_records] == [str(b) for b in reference_stats.bad_records]
     assert len(reference_stats.bad_records) >= 7
+
+
+def test_fast_path_equals_reference_for_every_rule_type_on_the_samples() -> None:
+    """KQL query, threshold and new terms rules (Windows and cross-platform) over the real
+    samples: the fast path's alerts are the reference's, document for document."""
+    root = shared_dir() / "rules" / "elastic-prebuilt-other" / "rules"
+    rules = [r for r in load_rules([root / "windows", root / "cross-platform"]).rules
+             if r.type in ("query", "threshold", "new_terms")]
+    assert {r.type for r in rules} == {"query", "threshold", "new_terms"}
+    samples = [shared_dir() / "samples"]
+    options = DetectOptions(now=NOW)
+    expected = run_detection(rules, list(read_events(samples, ReadStats(), ReadOptions())),
+                             options=options)
+    got, _stats = fast.run_fast(rules, samples, ReadStats(), ReadOptions(), options,
+                                workers=2)
+    assert len(expected.alerts) > 10  # query rules fire on the samples, threshold ones too
+    assert {a.rule.type for a in expected.alerts} >= {"query", "threshold"}
+    assert _documents(got) == _documents(expected)
