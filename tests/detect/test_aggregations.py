@@ -253,3 +253,14 @@ def test_a_windows_new_terms_rule_on_the_samples_needs_its_field() -> None:
             "CallerProcessId") == "0x0" and e.get("event", {}).get("code") == "4799"]
     (outcome,) = run_detection([rule], with_caller, options=DetectOptions(now=NOW)).outcomes
     assert len(outcome.alerts) == 1
+
+
+def test_detect_from_makes_what_comes_before_history_only() -> None:
+    rule = _rule("new_terms", new_terms_fields=["user.name"], history_window_start="now-7d")
+    day = timedelta(days=1)
+    events = [_logon(1, BASE, "alice"), _logon(2, BASE + 2 * day, "alice"),
+              _logon(3, BASE + 2 * day, "bob")]
+    everything = run_detection([rule], events, options=DetectOptions(now=NOW)).alerts
+    assert [a.document["kibana.alert.new_terms"] for a in everything] == [["alice"], ["bob"]]
+    later = run_detection([rule], events, options=DetectOptions(now=NOW, start=BASE + day))
+    assert [a.document["kibana.alert.new_terms"] for a in later.alerts] == [["bob"]]

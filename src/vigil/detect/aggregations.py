@@ -259,11 +259,14 @@ def new_terms_run(rule: Rule, uuid: str, window: Sequence[Event], seen: FirstSee
 
 
 def scheduled_alerts(rule: Rule, uuid: str, events: Sequence[Event], now: str,
-                     cap: int | None) -> tuple[list[Alert], list[str]]:
+                     cap: int | None, *, history: Sequence[Event] = ()
+                     ) -> tuple[list[Alert], list[str]]:
     """Alerts of a threshold or new terms rule over a whole input, as the rule's schedule
     would have raised them had it run while the events were written: runs every interval
     from the first event's time, each over its look-back window, the threshold state carried
-    from run to run; an alert id raised twice is one alert."""
+    from run to run; an alert id raised twice is one alert. ``history`` are matching events
+    before the input's window (``detect --from``): new terms rules know them, no run
+    covers them."""
     when = time_of(rule)
     timed = sorted(((t, i) for i, e in enumerate(events) if (t := when(e)) is not None))
     if not timed:
@@ -273,8 +276,8 @@ def scheduled_alerts(rule: Rule, uuid: str, events: Sequence[Event], now: str,
     interval = _delta_ns(rule.interval_delta)
     from_offset = _delta_ns(rule.from_math.offset)
     to_offset = _delta_ns(rule.to_math.offset)
-    history = ThresholdHistory()
-    seen = FirstSeen.of(rule, ordered) if rule.new_terms is not None else None
+    state = ThresholdHistory()
+    seen = FirstSeen.of(rule, [*history, *ordered]) if rule.new_terms is not None else None
     history_offset = (_delta_ns(DateMath.parse(rule.new_terms.history_window_start).offset)
                       if rule.new_terms is not None else 0)
     alerts: list[Alert] = []
@@ -289,7 +292,7 @@ def scheduled_alerts(rule: Rule, uuid: str, events: Sequence[Event], now: str,
             started = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=run // 1000)
             if rule.threshold is not None:
                 found, notes = threshold_run(rule, uuid, ordered[low:high], window_from,
-                                             started, history, now, cap)
+                                             started, state, now, cap)
             else:
                 assert seen is not None
                 found, notes = new_terms_run(rule, uuid, ordered[low:high], seen,

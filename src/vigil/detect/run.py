@@ -119,12 +119,20 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
                  if (start_ns is None or e.ts >= start_ns)  # type: ignore[operator]
                  and (end_ns is None or e.ts <= end_ns)]  # type: ignore[operator]
     indexes = [index_of(e.event) for e in in_window]
+    # Threshold and new terms rules also read what comes before --from: their history.
+    before = [e for e in timed if start_ns is not None and e.ts < start_ns  # type: ignore[operator]
+              and (end_ns is None or e.ts <= end_ns)]  # type: ignore[operator]
     outcomes = []
     for rule in rules:
         selector = IndexSelector(rule.index, accept_all=options.index_all)
         excepts = exceptions_for(rule) if exceptions_for else None
         outcome = RuleOutcome(rule)
         selected: list[Entry] = []
+        aggregating = rule.threshold is not None or rule.new_terms is not None
+        history: list[Entry] = []
+        if aggregating:
+            history = [e for e in before if selector.accepts(index_of(e.event))
+                       and (excepts is None or not excepts(e.event))]
         for entry, index in zip(in_window, indexes, strict=True):
             if not selector.accepts(index):
                 continue
@@ -140,9 +148,10 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
             # Alerts of groups of events: as the rule's runs would have raised them.
             from vigil.detect.aggregations import scheduled_alerts
 
+            past = [m.events[0] for m in rule_matches(rule, history, schema) if m.events[0]]
             found, warnings = scheduled_alerts(rule, rule_uuid(rule.rule_id, rule.uuid),
                                                [m.events[0] for m in matches if m.events[0]],
-                                               now, cap)
+                                               now, cap, history=past)
             outcome.alerts.extend(suppress(rule, rule_uuid(rule.rule_id, rule.uuid), found))
             outcome.warnings.extend(warnings)
             outcomes.append(outcome)
