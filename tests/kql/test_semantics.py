@@ -98,6 +98,18 @@ def test_nested_prefixes_its_fields() -> None:
     assert matches("p:{ a: 1 and b: 2 }", *evs) == [0]
 
 
+def test_wildcard_field_names_expand_over_the_events_fields() -> None:
+    # is.test "should support wildcard field names"; each field with its own type's meaning
+    # (the Entra ID prebuilt rules name flattened arrays: target_resources.*.new_value)
+    evs = [{"a": {"t": {"0": {"new_value": "Global Administrator"}}}},
+           {"a": {"t": {"1": {"new_value": "Reader"}}, "name": "x"}},
+           {"a": {"t": {"0": {"message": "the global admin"}}}}]
+    assert matches('a.t.*.new_value: "Global Administrator"', *evs) == [0]
+    assert matches("a.t.*: *", *evs) == [0, 1, 2]
+    assert matches("not a.t.*.new_value: *", *evs) == [2]
+    assert matches("a.t.*.message: GLOBAL", *evs) == [2]  # *.message is analysed text
+
+
 def test_errors_name_what_elasticsearch_rejects() -> None:
     with pytest.raises(KqlError) as caught:
         kql_query("event.code: 1 and user.name: null")

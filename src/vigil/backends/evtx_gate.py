@@ -274,6 +274,8 @@ class _StageEvaluator:
             for part in ast.walk(node):
                 if isinstance(part, ast.Field) and not self.compiler.is_null_field(part):
                     names.add(part.name)
+                elif isinstance(part, ast.FieldPattern):
+                    names.add("\0 any field")  # reads fields no record type knows
             found = _Leaf(frozenset(names), self.compiler.predicate(node))
             self.leaves[id(node)] = found
         return found

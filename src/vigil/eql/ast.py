@@ -161,9 +161,25 @@ class TextMatch:
     span: Span = field(default=NO_SPAN, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class FieldPattern:
+    """KQL's ``name*: value`` (kbn-es-query ``is.ts`` expands a field name with ``*`` over the
+    index's fields): true when a field of the event whose name matches ``name`` (``*`` any
+    run) matches the value, each field with its own type's meaning. ``value`` is the KQL
+    value (text, quoted, the pieces of a wildcard value). It reads fields no derivation can
+    name in advance: prefilters and field checks leave it unconstrained, the EVTX gate never
+    decides it."""
+
+    name: tuple[str, ...]  # the pattern's pieces between wildcards
+    text: str | bool
+    quoted: bool = False
+    pieces: tuple[str, ...] | None = None
+    span: Span = field(default=NO_SPAN, compare=False)
+
+
 Expr: TypeAlias = (
     Literal | Field | Not | And | Or | Comparison | Arithmetic | Negate | InSet | Match | FunctionCall
-    | TextMatch
+    | TextMatch | FieldPattern
 )
 
 

@@ -38,6 +38,7 @@ from vigil.eql.schema import (
     STRING_TYPES,
     Schema,
     converter,
+    field_names,
     normalize_ip,
     version_key,
 )
@@ -299,6 +300,8 @@ class FilterCompiler:
                 return self.match_query(node, field)
             case ast.TextMatch(value=field):
                 return text_query(node, self.getter(field))
+            case ast.FieldPattern():
+                return self.field_pattern_query(node)
             case ast.InSet(value=ast.Field() as field, options=options) if (
                 not self.is_null_field(field) and all(self.foldable(o) for o in options)
             ):
@@ -308,6 +311,31 @@ class FilterCompiler:
                     return lambda e: not query(e)
                 return query
         return None
+
+    def field_pattern_query(self, node: ast.FieldPattern) -> Predicate:
+        """KQL's ``name*: value``: the value's query on each field whose name matches."""
+        from vigil.kql.lower import Lowering
+        from vigil.kql.syntax import Value
+
+        name_matches = compile_pieces(node.name)
+        value = Value(node.text, node.quoted, node.pieces)
+        per_field: dict[str, Predicate] = {}
+
+        def matches(event: Event) -> bool:
+            for name in field_names(event):
+                if not name_matches(name):
+                    continue
+                predicate = per_field.get(name)
+                if predicate is None:
+                    if len(per_field) >= 4096:  # hostile input: a field name per event
+                        per_field.clear()
+                    expr = Lowering("").is_(ast.Field(name), value, ast.NO_SPAN)
+                    predicate = per_field[name] = self.predicate(expr)
+                if predicate(event):
+                    return True
+            return False
+
+        return matches
 
     def comparison_query(self, field: ast.Field, op: str, constant: Any) -> Predicate:
         get = self.getter(field)

@@ -408,6 +408,11 @@ class Schema:
         return getter
 
 
+def field_names(event: Mapping[str, Any]) -> list[str]:
+    """The dotted names of the event's fields that hold a value, each once."""
+    return list(dict.fromkeys(name for name, _value in _leaf_fields(event, "")))
+
+
 def _leaf_fields(obj: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     for key, value in obj.items():
         name = f"{prefix}{key}"

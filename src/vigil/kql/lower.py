@@ -115,6 +115,12 @@ class Lowering:
                                  "is not supported; name the field: field: value", span)
             case k.Is(field=name, value=value, span=span):
                 assert name is not None
+                if name.pieces is not None and not prefix:
+                    if value.text is None:
+                        raise self.error("field: null is rejected by Elasticsearch",
+                                         value.span)
+                    return ast.FieldPattern(name.pieces, value.text, value.quoted,
+                                            value.pieces, span)
                 return self.is_(self.field(name, prefix), value, span)
         raise TypeError(type(node).__name__)
 
