@@ -181,6 +181,9 @@ def detect_command(
         "--quiet", "-q", help="No progress bar (shown on a terminal for runs over 2 s; the "
                               "summary still prints: it reports what was lost).")
     ] = False,
+    indicators: Annotated[list[Path] | None, typer.Option(
+        "--indicators", help="Threat indicator documents (the threat index of indicator "
+                             "match rules): NDJSON/JSON/Parquet files or folders.")] = None,
 ) -> None:
     """Run detection rules over logs and print the alerts Elastic Security would raise.
 
@@ -200,7 +203,10 @@ def detect_command(
         max_signals=max_signals, start=_parse_time(start, "--from"),
         end=_parse_time(end, "--to"), index_all=index_all, explain=explain, engine=engine,
         min_severity=min_severity, fail_on_alert=fail_on_alert, quiet=quiet,
+        indicators=tuple(indicators or ()),
     )
+    if indicators:
+        _require_inputs(list(indicators), "detect")
     raise typer.Exit(run_detect(request))
 
 
@@ -226,9 +232,16 @@ def convert_command(
 def _rules_for_schedule(rule: list[str] | None) -> list[Any]:
     from vigil.commands.detect import resolve_rules
 
-    rules, _notes, errors = resolve_rules(rule or ())
+    rules, notes, errors = resolve_rules(rule or ())
     for error in errors:
         typer.echo(terminal_text(str(error), keep_newlines=True), err=True)
+    indicator = [r for r in rules if r.type == "threat_match"]
+    if indicator:
+        notes.append(f"skipped {len(indicator):,} threat_match rule(s): indicator match runs in "
+                     "vigil detect with --indicators FILE")
+        rules = [r for r in rules if r.type != "threat_match"]
+    for note in notes:
+        typer.echo(terminal_text(note), err=True)
     if errors or not rules:
         raise typer.Exit(2)
     return rules

@@ -23,7 +23,7 @@ def _windows_kql_rules() -> tuple[Rule, ...]:
 def test_the_prebuilt_set_loads_and_says_what_it_skips() -> None:
     result = load_rules([shared_dir() / "rules" / "elastic-prebuilt-other"])
     by_type = Counter(r.type for r in result.rules)
-    assert by_type == {"query": 454, "new_terms": 241, "threshold": 28}
+    assert by_type == {"query": 454, "new_terms": 241, "threshold": 28, "threat_match": 6}
     assert result.errors == ()
     skipped = Counter(s.rule_type for s in result.skipped)
     assert skipped["esql"] == 209 and skipped["machine_learning"] == 106

@@ -331,13 +331,13 @@ def test_bad_schedule_is_reported(tmp_path: Path) -> None:
 
 def test_a_field_vigil_does_not_apply_is_a_warning_never_silence(tmp_path: Path) -> None:
     text = _rule_text("Odd", "00000000-0000-4000-8000-0000000000e1", GOOD_QUERY) + \
-        "items_per_search = 5\n"
+        "made_up_field = 5\n"
     path = _write(tmp_path, "odd.toml", text)
     result = load_rule_file(path)
     (rule,) = result.rules
-    assert rule.warnings == ("the rule's items_per_search field is not applied by vigil",)
+    assert rule.warnings == ("the rule's made_up_field field is not applied by vigil",)
     (line,) = rule_warnings(result.rules)
-    assert line.startswith(f"{path}:") and "Odd: the rule's items_per_search" in line
+    assert line.startswith(f"{path}:") and "Odd: the rule's made_up_field" in line
     # prebuilt-style fields that change nothing are not warned about
     plain = _write(tmp_path, "plain.toml", _rule_text(
         "Plain", "00000000-0000-4000-8000-0000000000e2", GOOD_QUERY))

@@ -56,6 +56,7 @@ class DetectRequest:
     min_severity: str | None = None  # only alerts at or above (low < medium < high < critical)
     fail_on_alert: bool = False  # exit 1 when an alert (at or above min_severity) is raised
     quiet: bool = False  # no progress bar (the summary stays: it is where losses are told)
+    indicators: tuple[Path, ...] = ()  # threat indicator files for indicator match rules
 
 
 def resolve_rules(refs: Sequence[str]) -> tuple[list[Rule], list[str], list[RuleError]]:
@@ -104,6 +105,12 @@ def exception_filters(request: DetectRequest, rules: Sequence[Rule], err: _Stder
     return lambda rule: filters.get(rule.rule_id)
 
 
+def _summary_of_nothing(notes: Sequence[str], err: _Stderr) -> None:
+    for note in notes:
+        err.print(terminal_text(note), markup=False)
+    err.print("vigil detect: no rule to run", markup=False)
+
+
 def run_detect(request: DetectRequest) -> int:
     err = _Stderr()
     if request.output_format not in FORMATS:
@@ -123,10 +130,25 @@ def run_detect(request: DetectRequest) -> int:
     except RuleError as exc:
         err.print(f"vigil detect: {terminal_text(str(exc), keep_newlines=True)}", markup=False)
         return 2
+    indicator_rules = [r for r in rules if r.type == "threat_match"]
+    indicators: tuple[dict[str, Any], ...] = ()
+    if indicator_rules and not request.indicators:
+        notes = [*notes, f"skipped {len(indicator_rules):,} threat_match rule(s): they need "
+                 "--indicators FILE (the documents of their threat index)"]
+        rules = [r for r in rules if r.type != "threat_match"]
+        if not rules:
+            _summary_of_nothing(notes, err)
+            return 2
+    elif request.indicators:
+        indicator_stats = ReadStats()
+        indicators = tuple(read_events(list(request.indicators), indicator_stats))
+        notes = [*notes, f"read {len(indicators):,} threat indicator(s)"
+                 + (f"; skipped {indicator_stats.bad_total:,} bad record(s)"
+                    if indicator_stats.bad_total else "")]
     started = time.perf_counter()
     stats = ReadStats()
     options = DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
-                            start=request.start, end=request.end)
+                            start=request.start, end=request.end, indicators=indicators)
     read_options = ReadOptions(logon_id=request.logon_id)
     from vigil.report.progress import TerminalProgress
 

@@ -35,7 +35,8 @@ from typing import Any
 from vigil.detect.alerts import Alert, new_terms_alert, threshold_alert
 from vigil.detect.ids import threshold_bucket_id
 from vigil.eql.schema import format_date_ns, raw_getter, to_date_ns
-from vigil.rules.model import DateMath, Rule
+from vigil.rules.model import Rule
+from vigil.times import DateMath
 
 Event = Mapping[str, Any]
 Terms = tuple[tuple[str, Any], ...]  # ((field, value), ...) in the rule's field order

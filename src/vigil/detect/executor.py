@@ -30,7 +30,8 @@ from vigil.detect.schedule import GapMode, RunPlan, Window, plan_run
 from vigil.detect.suppression import suppress
 from vigil.eql.engine import Entry, SchemaResolver, order_events
 from vigil.eql.schema import raw_getter, to_date_ns
-from vigil.rules.model import DateMath, Rule
+from vigil.rules.model import Rule
+from vigil.times import DateMath
 
 Event = Mapping[str, Any]
 WindowOn = Literal["@timestamp", "event.ingested"]

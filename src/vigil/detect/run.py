@@ -59,6 +59,7 @@ class DetectOptions:
     start: datetime | None = None  # only events at or after
     end: datetime | None = None  # only events at or before
     now: str = ""  # alert creation time (ISO); default: the run's start
+    indicators: tuple[Mapping[str, Any], ...] = ()  # threat indicators for indicator match
 
 
 @dataclass(slots=True)
@@ -144,6 +145,18 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
         matches = rule_matches(rule, selected, schema)
         outcome.matches = len(matches)
         cap = options.max_signals
+        if rule.threat_match is not None:
+            from vigil.detect.threat_match import threat_alerts
+
+            found = threat_alerts(rule, rule_uuid(rule.rule_id, rule.uuid),
+                                  [m.events[0] for m in matches if m.events[0]],
+                                  options.indicators, now)
+            if not options.indicators:
+                outcome.warnings.append("no threat indicators given (--indicators FILE): "
+                                        "an indicator match rule matches nothing")
+            outcome.alerts.extend(suppress(rule, rule_uuid(rule.rule_id, rule.uuid), found))
+            outcomes.append(outcome)
+            continue
         if rule.threshold is not None or rule.new_terms is not None:
             # Alerts of groups of events: as the rule's runs would have raised them.
             from vigil.detect.aggregations import scheduled_alerts

@@ -32,11 +32,13 @@ the field's type, as vigil's untyped comparison does for the event's value. In a
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 from vigil.eql import ast
 from vigil.errors import KqlError
 from vigil.kql import syntax as k
+from vigil.times import DateMath
 
 FieldKind: TypeAlias = Literal["keyword", "wildcard", "ip", "text"]
 
@@ -107,7 +109,16 @@ class Lowering:
                 field = self.field(name, prefix)
                 if value.text is None or isinstance(value.text, bool):
                     raise self.error("a range needs a number, date or text bound", value.span)
-                return ast.Comparison(op, field, ast.Literal(value.text, value.span), span)
+                bound = value.text
+                if bound.strip().startswith("now"):
+                    # Date math (`@timestamp >= "now-30d/d"`), which Elasticsearch resolves
+                    # on a date field when the search runs: here when the query is read.
+                    try:
+                        moment = DateMath.parse(bound).resolve(datetime.now(UTC))
+                    except ValueError as exc:
+                        raise self.error(str(exc), value.span) from None
+                    bound = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                return ast.Comparison(op, field, ast.Literal(bound, value.span), span)
             case k.Is(field=None, value=value, span=span):
                 if value.is_star:
                     return ast.Literal(True, span)

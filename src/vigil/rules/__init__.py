@@ -31,13 +31,13 @@ from vigil.rules.loader import (
 )
 from vigil.rules.model import (
     AttackRef,
-    DateMath,
     Rule,
     RuleSource,
     Technique,
     Threat,
     parse_interval,
 )
+from vigil.times import DateMath
 
 __all__ = [
     "AttackRef",

@@ -375,7 +375,6 @@ SKIP_REASONS = {
     "esql": "ES|QL rules need Elasticsearch's ES|QL engine, which vigil does not have",
     "machine_learning": "machine learning rules read the anomalies of Elastic's ML jobs, "
                         "which do not run outside an Elastic cluster",
-    "threat_match": "indicator match rules are not supported yet",
 }
 
 

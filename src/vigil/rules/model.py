@@ -7,11 +7,10 @@ file and line. The EQL query is parsed once, here, so every later user shares th
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from vigil.eql import Query, parse
@@ -21,6 +20,7 @@ from vigil.errors import RuleError
 from vigil.kql.lower import kql_query
 from vigil.rules.filters import FilterError, filters_expr, with_filter
 from vigil.rules.overrides import SeverityMapping
+from vigil.times import DateMath
 
 # Kibana's defaults for a rule created without these params (detection engine constants).
 DEFAULT_INTERVAL = "5m"
@@ -34,12 +34,8 @@ SourceFormat = Literal["toml", "kibana", "dict"]
 
 _INTERVAL_RE = re.compile(r"^(\d{1,12})([smhd])$")
 MAX_INTERVAL = timedelta(days=366)  # a schedule beyond a year is a typo, not a rule
-MAX_DATE_MATH = timedelta(days=100 * 366)  # how far from now a rule's window may reach
 MAX_SIGNALS_LIMIT = 2**31 - 1  # Elasticsearch reads max_signals as a Java int
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DATE_MATH_OP = re.compile(r"([+-])(\d{1,12})([yMwdhHms])")
-_DATE_MATH_ROUND = re.compile(r"/([yMwdhHms])$")
-_FIXED_UNITS = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}
 
 
 class FieldError(RuleError):
@@ -48,94 +44,6 @@ class FieldError(RuleError):
     def __init__(self, reason: str, key: str | None = None) -> None:
         super().__init__(reason)
         self.key = key
-
-
-# ---------------------------------------------------------------- date math
-
-
-@dataclass(frozen=True, slots=True)
-class DateMath:
-    """Elasticsearch date math anchored on ``now``: ``now-9m``, ``now``, ``now-1d/d``."""
-
-    text: str
-    ops: tuple[tuple[int, str], ...] = ()  # signed amount, unit
-    rounding: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> DateMath:
-        body = text.strip()
-        if not body.startswith("now"):
-            raise ValueError(f"date math {text!r} must start with 'now' (e.g. now-9m)")
-        rest = body[3:]
-        rounding = None
-        found = _DATE_MATH_ROUND.search(rest)
-        if found:
-            rounding = found.group(1)
-            rest = rest[: found.start()]
-        ops: list[tuple[int, str]] = []
-        pos = 0
-        while pos < len(rest):
-            op = _DATE_MATH_OP.match(rest, pos)
-            if op is None:
-                raise ValueError(f"date math {text!r} is not of the form now-<n><unit>, "
-                                 "unit one of y M w d h m s")
-            amount = int(op.group(2))
-            ops.append((amount if op.group(1) == "+" else -amount, op.group(3)))
-            pos = op.end()
-        reach = sum(abs(amount) * (_FIXED_UNITS.get(unit) or (31 * 86400 if unit == "M"
-                                                                else 366 * 86400))
-                    for amount, unit in ops)
-        if reach > MAX_DATE_MATH.total_seconds():
-            raise ValueError(f"date math {text!r} reaches more than "
-                             f"{MAX_DATE_MATH.days // 366} years from now")
-        return cls(text=text, ops=tuple(ops), rounding=rounding)
-
-    def resolve(self, now: datetime) -> datetime:
-        """The instant this expression names for a run started at ``now``."""
-        moment = now
-        for amount, unit in self.ops:
-            if unit in _FIXED_UNITS:
-                moment = moment + timedelta(seconds=amount * _FIXED_UNITS[unit])
-            else:
-                months = amount * (12 if unit == "y" else 1)
-                moment = _add_months(moment, months)
-        if self.rounding is not None:
-            moment = _round_down(moment, self.rounding)
-        return moment
-
-    @property
-    def offset(self) -> timedelta:
-        """Signed offset from ``now`` (``now-9m`` → -9 min). Months count as 30 days, years
-        as 365, and rounding is ignored: exact instants come from ``resolve``."""
-        seconds = 0
-        for amount, unit in self.ops:
-            per = _FIXED_UNITS.get(unit) or (365 * 86400 if unit == "y" else 30 * 86400)
-            seconds += amount * per
-        return timedelta(seconds=seconds)
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    index = moment.year * 12 + moment.month - 1 + months
-    year, month = divmod(index, 12)
-    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
-    return moment.replace(year=year, month=month + 1, day=day)
-
-
-def _round_down(moment: datetime, unit: str) -> datetime:
-    if unit == "y":
-        return moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
-    if unit == "M":
-        return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    if unit == "w":
-        start = moment - timedelta(days=moment.weekday())
-        return start.replace(hour=0, minute=0, second=0, microsecond=0)
-    if unit == "d":
-        return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if unit in ("h", "H"):
-        return moment.replace(minute=0, second=0, microsecond=0)
-    if unit == "m":
-        return moment.replace(second=0, microsecond=0)
-    return moment.replace(microsecond=0)
 
 
 def parse_interval(text: str) -> timedelta:
@@ -267,11 +175,27 @@ RULE_TYPES: dict[str, tuple[str, ...]] = {
     "query": ("kuery",),
     "threshold": ("kuery",),
     "new_terms": ("kuery",),
+    "threat_match": ("kuery",),
 }
 RULE_TYPE_IDS = {"eql": "siem.eqlRule", "query": "siem.queryRule",
-                 "threshold": "siem.thresholdRule", "new_terms": "siem.newTermsRule"}
+                 "threshold": "siem.thresholdRule", "new_terms": "siem.newTermsRule",
+                 "threat_match": "siem.indicatorRule"}
 RULE_CATEGORIES = {"eql": "Event Correlation Rule", "query": "Custom Query Rule",
-                   "threshold": "Threshold Rule", "new_terms": "New Terms Rule"}
+                   "threshold": "Threshold Rule", "new_terms": "New Terms Rule",
+                   "threat_match": "Indicator Match Rule"}
+
+
+@dataclass(frozen=True, slots=True)
+class ThreatMatch:
+    """An indicator match rule: the indicators (documents of ``index`` matching ``query``,
+    KQL with the threat filters) and the mapping: an event matches an indicator when, for
+    one of the groups, every entry holds (the event's ``field`` has the indicator's
+    ``value`` field's value; a ``negate`` entry: has not)."""
+
+    index: tuple[str, ...]
+    query: Query
+    indicator_path: str
+    mapping: tuple[tuple[tuple[str, str, bool], ...], ...]
 
 
 # Rule fields vigil applies, and those that do not change which alerts are raised or what
@@ -285,7 +209,9 @@ APPLIED_FIELDS = frozenset({
     "timestamp_field", "event_category_override", "building_block_type", "exceptions_list",
     "id", "enabled", "filters", "severity_mapping", "risk_score_mapping",
     "rule_name_override", "threshold", "new_terms", "new_terms_fields",
-    "history_window_start", "alert_suppression", "version",
+    "history_window_start", "alert_suppression", "version", "threat_index", "threat_query",
+    "threat_language", "threat_filters", "threat_indicator_path", "threat_mapping",
+    "concurrent_searches", "items_per_search",
 })
 NEUTRAL_FIELDS = frozenset({
     "investigation_fields", "timeline_id", "timeline_title", "actions", "throttle", "meta",
@@ -369,6 +295,7 @@ class Rule:
     threshold: Threshold | None = None
     new_terms: NewTerms | None = None
     alert_suppression: AlertSuppression | None = None
+    threat_match: ThreatMatch | None = None
     warnings: tuple[str, ...] = ()  # fields of the rule vigil does not apply
     # compare=False keeps Rule hashable (these are JSON objects)
     exceptions_list: tuple[Mapping[str, Any], ...] = field(default=(), compare=False)
@@ -520,6 +447,7 @@ class Rule:
             threshold=_threshold(data) if rule_type == "threshold" else None,
             new_terms=_new_terms(reader, from_) if rule_type == "new_terms" else None,
             alert_suppression=_suppression(data, rule_type),
+            threat_match=_threat_match(reader) if rule_type == "threat_match" else None,
             warnings=tuple(
                 f"the rule's {key} field is not applied by vigil" for key in data
                 if key not in APPLIED_FIELDS and key not in NEUTRAL_FIELDS),
@@ -581,6 +509,45 @@ def _suppression(data: Mapping[str, Any], rule_type: str) -> AlertSuppression | 
         raise FieldError("alert_suppression.missing_fields_strategy is suppress or "
                          "doNotSuppress", "alert_suppression")
     return AlertSuppression(tuple(group_by), duration_ns, str(missing))
+
+
+def _threat_match(reader: _Reader) -> ThreatMatch:
+    language = reader.text("threat_language") or "kuery"
+    if language != "kuery":
+        raise FieldError(f"threat_language {language!r} is not supported (KQL is)",
+                         "threat_language")
+    query = kql_query(reader.text("threat_query") or "")
+    filters = reader.data.get("threat_filters")
+    if filters is not None:
+        if not isinstance(filters, list):
+            raise FieldError("threat_filters must be a list of tables", "threat_filters")
+        try:
+            narrowing = filters_expr(filters)
+        except FilterError as exc:
+            raise FieldError(str(exc).replace("filters[", "threat_filters["),
+                             "threat_filters") from None
+        if narrowing is not None:
+            query = with_filter(query, narrowing)
+    groups = []
+    for number, group in enumerate(reader.table_list("threat_mapping")):
+        entries = group.get("entries")
+        if not isinstance(entries, list) or not entries:
+            raise FieldError(f"threat_mapping[{number}] needs entries", "threat_mapping")
+        parsed = []
+        for entry in entries:
+            field_name = entry.get("field") if isinstance(entry, Mapping) else None
+            value = entry.get("value") if isinstance(entry, Mapping) else None
+            if not isinstance(field_name, str) or not isinstance(value, str) \
+                    or entry.get("type", "mapping") != "mapping":
+                raise FieldError(f"threat_mapping[{number}]: each entry maps a field to an "
+                                 "indicator field (type mapping)", "threat_mapping")
+            parsed.append((field_name, value, entry.get("negate") is True))
+        groups.append(tuple(parsed))
+    if not groups:
+        raise FieldError("an indicator match rule needs a threat_mapping", "threat_mapping")
+    return ThreatMatch(reader.strings("threat_index"), query,
+                       reader.text("threat_indicator_path") or "threat.indicator",
+                       tuple(groups))
 
 
 def _threshold(data: Mapping[str, Any]) -> Threshold:
