@@ -145,3 +145,49 @@ def test_a_restarted_watcher_seeks_to_the_first_block_a_window_needs(tmp_path: P
         events = restarted.read_new(ReadStats(), ReadOptions())
     assert len(events) == 1_500  # blocks 3..5 only: the first 1,500 lines were never read
     assert events[0]["winlog"]["record_id"] == docs[1_500]["winlog"]["record_id"]
+
+
+def _suppressed_rule(folder: Path, duration: str) -> Path:
+    path = folder / "suppressed.toml"
+    path.write_text(f"""[rule]
+author = ["me"]
+description = "d"
+name = "Suppressed by host"
+risk_score = 21
+rule_id = "00000000-0000-4000-8000-0000000005b{len(duration)}"
+severity = "low"
+type = "query"
+language = "kuery"
+query = "event.code: 4688"
+from = "now-6m"
+interval = "5m"
+[rule.alert_suppression]
+group_by = ["host.name"]
+{duration}
+""", encoding="utf-8")
+    return path
+
+
+def test_replay_suppression_with_a_duration_folds_later_runs_into_the_first_alert(
+        tmp_path: Path) -> None:
+    # Kibana's bulkCreateWithSuppression: within the duration, a later execution updates
+    # the existing alert (end, docs_count + n + 1, last_detected) instead of writing one
+    logs = tmp_path / "p.ndjson"
+    base = datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)
+    with logs.open("wb") as out:
+        for n in range(4):  # one process start every 5 minutes on WS1
+            out.write(orjson.dumps({"@timestamp": (base + timedelta(minutes=5 * n)).isoformat(),
+                                    "_id": f"p{n}", "event": {"code": "4688"},
+                                    "host": {"name": "WS1"}}) + b"\n")
+    window = ["--from", "2024-05-01T10:00:00Z", "--to", "2024-05-01T10:30:00Z"]
+    rule = _suppressed_rule(tmp_path, '[rule.alert_suppression.duration]\nvalue = 1\nunit = "h"')
+    held = vigil("replay", logs, "--store", tmp_path / "held.db", "--rule", rule, *window)
+    assert held.returncode == 0, held.stderr
+    (alert,) = shells(tmp_path / "held.db")
+    assert alert.document["kibana.alert.suppression.docs_count"] == 3
+    assert alert.document["kibana.alert.suppression.end"].startswith("2024-05-01T10:15:30")
+    # without a duration, a group lasts one execution: one alert per run
+    per_run = _suppressed_rule(tmp_path, "")
+    apart = vigil("replay", logs, "--store", tmp_path / "apart.db", "--rule", per_run, *window)
+    assert apart.returncode == 0, apart.stderr
+    assert len(shells(tmp_path / "apart.db")) == 4

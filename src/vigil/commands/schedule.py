@@ -22,6 +22,7 @@ from typing import Any
 from rich.console import Console
 
 from vigil.detect.aggregations import ThresholdHistory
+from vigil.detect.alerts import Alert
 from vigil.detect.executor import Execution, Timeline, WindowOn, execute, late_events, to_ns
 from vigil.detect.schedule import GapMode, RunPlan
 from vigil.eql.schema import to_date_ns
@@ -84,12 +85,41 @@ def _store_execution(store: SqliteStore, execution: Execution, notify: bool) -> 
     windows = execution.plan.windows
     execution_id = store.record_execution_start(execution.rule.rule_id, execution.started_at,
                                                 windows[0].start, windows[-1].end)
-    documents = [doc for alert in execution.alerts for doc in alert.documents()]
+    alerts = _suppressed_across_executions(store, execution)
+    documents = [doc for alert in alerts for doc in alert.documents()]
     return store.complete_execution(
         execution_id, execution.status, execution.message if execution.messages else "",
         documents=documents, events_read=execution.events_read, gap=_gap(execution.plan),
         notify=notify,
     )
+
+
+def _suppressed_across_executions(store: SqliteStore, execution: Execution) -> list[Alert]:
+    """With a suppression ``duration``, an alert whose group a stored alert of the last
+    ``duration`` already holds is folded into that one (its end, its count, when it was
+    last detected) instead of being written (Kibana's bulkCreateWithSuppression)."""
+    spec = execution.rule.alert_suppression
+    if spec is None or spec.duration_ns is None or not execution.alerts:
+        return list(execution.alerts)
+    since = execution.started_at - timedelta(microseconds=spec.duration_ns // 1000)
+    holding = store.suppressing_alerts(execution.rule.rule_id, since.isoformat())
+    now = execution.started_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    kept = []
+    for alert in execution.alerts:
+        instance = alert.document.get("kibana.alert.instance.id")
+        held = holding.get(instance) if isinstance(instance, str) else None
+        if held is None or held[0] == alert.id:
+            kept.append(alert)
+            continue
+        held_id, document = held
+        end = max(str(document.get("kibana.alert.suppression.end", "")),
+                  str(alert.document.get("kibana.alert.suppression.end", "")))
+        count = int(document.get("kibana.alert.suppression.docs_count", 0)) + int(
+            alert.document.get("kibana.alert.suppression.docs_count", 0)) + 1
+        store.update_suppression(held_id, end, count, now)
+        document.update({"kibana.alert.suppression.end": end,
+                         "kibana.alert.suppression.docs_count": count})
+    return kept
 
 
 def _prepare_store(store: SqliteStore, rules: Sequence[Rule]) -> None:

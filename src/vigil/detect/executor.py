@@ -236,8 +236,8 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
             if alert.id not in seen:
                 seen.add(alert.id)
                 execution.alerts.append(alert)
-    # Suppression within the execution (detect.suppression; a duration across executions
-    # would need the store's alerts: not yet).
+    # Suppression within the execution (detect.suppression); across executions the
+    # commands that store alerts fold them into the stored ones (commands.schedule).
     execution.alerts = suppress(rule, uuid, execution.alerts)
     if execution.messages:
         execution.status = "partial failure"

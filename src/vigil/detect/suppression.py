@@ -14,7 +14,8 @@ folded sequence's building blocks are not written.
 
 vigil applies it to the alerts of one execution (``detect``'s whole input is one execution, so
 without a duration each group gives one alert over the input; with one, groups last that long
-in event time). Differences kept on purpose: a query rule's group of an array field is the
+in event time); ``replay`` and ``watch`` then fold an execution's alert into the stored one of
+its group that the duration still covers (``commands.schedule``). Differences kept on purpose: a query rule's group of an array field is the
 sorted array, as the in-memory rule types group (Kibana's query rules make a composite bucket
 per value), and the surviving alert keeps its own id.
 """

@@ -479,6 +479,44 @@ class SqliteStore:
                 self.enqueue_notifications(inserted)
         return inserted
 
+    def suppressing_alerts(self, rule_id: str, since: str) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Per suppression instance id, the newest stored alert of the rule that still
+        suppresses: created at or after ``since`` (its ``kibana.alert.start``) and not
+        closed (Kibana's default on alert closure)."""
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        with self._read():
+            rows = self._conn.execute(
+                "SELECT id, document FROM alerts WHERE rule_id = ? AND workflow_status != "
+                "'closed' AND is_building_block = 0 ORDER BY created_at", (rule_id,))
+            for row in rows:
+                document = self._document(row)
+                if document is None:
+                    continue
+                instance = document.get("kibana.alert.instance.id")
+                start = normalize_time(document.get("kibana.alert.start"))
+                floor = normalize_time(since)
+                if isinstance(instance, str) and start is not None and floor is not None \
+                        and start >= floor:
+                    found[instance] = (row["id"], document)
+        return found
+
+    def update_suppression(self, alert_id: str, end: str, docs_count: int,
+                           last_detected: str) -> None:
+        """Fold later alerts into a suppressing one: its suppression end and count, and
+        when it was last detected (Kibana updates the existing alert in place)."""
+        with self.transaction():
+            row = self._conn.execute("SELECT id, document FROM alerts WHERE id = ?",
+                                     (alert_id,)).fetchone()
+            document = self._document(row) if row is not None else None
+            if document is None:
+                return
+            document["kibana.alert.suppression.end"] = end
+            document["kibana.alert.suppression.docs_count"] = docs_count
+            document["kibana.alert.last_detected"] = last_detected
+            self._conn.execute("UPDATE alerts SET document = ? WHERE id = ?",
+                               (orjson.dumps(document, default=str,
+                                             option=orjson.OPT_NON_STR_KEYS), alert_id))
+
     def _document(self, row: sqlite3.Row) -> dict[str, Any] | None:
         """The alert document of a row, or None (the row's id kept in ``damaged``) when the
         stored text is not a JSON object: one damaged row costs that alert, not the listing."""
