@@ -103,3 +103,22 @@ def test_eql_sequences_are_suppressed_on_their_shell() -> None:
     (alert,) = result.alerts
     assert alert.document["kibana.alert.suppression.docs_count"] == 1
     assert len(alert.building_blocks) == 2
+
+
+def test_threshold_suppression_has_a_duration_and_groups_by_the_threshold_fields() -> None:
+    # ThresholdAlertSuppression {duration}; the instance id hashes the sorted bucket values
+    # without field names (wrap_suppressed_threshold_alerts.ts)
+    def rule(suppression: dict[str, Any] | None) -> Rule:
+        return Rule.from_dict({
+            "rule_id": "00000000-0000-4000-8000-0000000005a2", "name": "t", "description": "d",
+            "type": "threshold", "language": "kuery", "query": "event.code: 4688",
+            "severity": "low", "risk_score": 21, "from": "now-6m",
+            "threshold": {"field": ["host.name"], "value": 2},
+            **({"alert_suppression": suppression} if suppression else {})})
+
+    events = [_event(10 * k + i, 10 * k + i / 60, "WS1") for k in range(4) for i in range(2)]
+    assert len(_run(rule(None), events)) == 4  # a bucket every 10 minutes
+    (doc,) = _run(rule({"duration": {"value": 1, "unit": "h"}}), events)
+    assert doc["kibana.alert.suppression.docs_count"] == 3
+    assert doc["kibana.alert.instance.id"] == object_hash(
+        [["WS1"], rule_uuid("00000000-0000-4000-8000-0000000005a2"), "default"])

@@ -42,8 +42,10 @@ class _Group:
 
 
 def _terms_of(alert: Alert, group_by: Sequence[str]) -> list[dict[str, Any]]:
-    sequence = bool(alert.building_blocks)
-    source: Mapping[str, Any] = alert.document if sequence or not alert.events \
+    # A sequence's shell and a threshold alert hold their group values; a single-event
+    # alert reads its event.
+    whole = bool(alert.building_blocks) or "kibana.alert.threshold_result" in alert.document
+    source: Mapping[str, Any] = alert.document if whole or not alert.events \
         else alert.events[0]
     terms = []
     for name in group_by:
@@ -72,7 +74,12 @@ def suppress(rule: Rule, rule_uuid: str, alerts: Sequence[Alert]) -> list[Alert]
         if spec.missing == "doNotSuppress" and any(t["value"] is None for t in terms):
             kept.append((position, alert))
             continue
-        instance = object_hash([terms, rule_uuid, SPACE_ID])
+        if rule.threshold is not None:
+            # wrap_suppressed_threshold_alerts.ts: the bucket's values, sorted, no names
+            instance = object_hash([sorted((t["value"] for t in terms), key=str), rule_uuid,
+                                    SPACE_ID])
+        else:
+            instance = object_hash([terms, rule_uuid, SPACE_ID])
         moment = _time_of(alert)
         group = groups.get(instance)
         if group is not None and (spec.duration_ns is None

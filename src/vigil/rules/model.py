@@ -487,10 +487,17 @@ def _suppression(data: Mapping[str, Any], rule_type: str) -> AlertSuppression | 
     if not isinstance(spec, Mapping):
         raise FieldError("alert_suppression must be a table", "alert_suppression")
     if rule_type == "threshold":
-        raise FieldError("alert_suppression on threshold rules is not supported yet",
-                         "alert_suppression")
+        # ThresholdAlertSuppression: a duration only; the groups are the threshold fields.
+        threshold = _threshold(data)
+        duration = spec.get("duration")
+        if not isinstance(duration, Mapping):
+            raise FieldError("alert_suppression on a threshold rule needs a duration",
+                             "alert_suppression")
+        spec = {"group_by": list(threshold.fields), "duration": duration}
     group_by = spec.get("group_by")
-    if not isinstance(group_by, list) or not 1 <= len(group_by) <= 3 or not all(
+    most = 5 if rule_type == "threshold" else 3
+    least = 0 if rule_type == "threshold" else 1
+    if not isinstance(group_by, list) or not least <= len(group_by) <= most or not all(
             isinstance(f, str) and f for f in group_by):
         raise FieldError("alert_suppression.group_by must name 1 to 3 fields",
                          "alert_suppression")
