@@ -264,3 +264,19 @@ def test_detect_from_makes_what_comes_before_history_only() -> None:
     assert [a.document["kibana.alert.new_terms"] for a in everything] == [["alice"], ["bob"]]
     later = run_detection([rule], events, options=DetectOptions(now=NOW, start=BASE + day))
     assert [a.document["kibana.alert.new_terms"] for a in later.alerts] == [["bob"]]
+
+
+def test_a_restarted_watcher_rebuilds_the_threshold_state_from_its_store(
+        tmp_path: Any) -> None:
+    # get_threshold_signal_history.ts: Kibana rebuilds the state from the alerts it wrote
+    from vigil.commands.schedule import _threshold_history
+    from vigil.store import open_store
+
+    rule = _rule("threshold", threshold={"field": "source.ip", "value": 5})
+    (alert,) = run_detection([rule], _failures("10.0.0.9", 5, BASE),
+                             options=DetectOptions(now=NOW)).alerts
+    with open_store(tmp_path / "s.db") as store:
+        store.insert_alerts(alert.documents())
+        history = _threshold_history(store, rule)
+    last = int(datetime(2024, 5, 1, 10, 0, 40, tzinfo=UTC).timestamp()) * 1_000_000_000
+    assert history.last == {(("source.ip", "10.0.0.9"),): last}

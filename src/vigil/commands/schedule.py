@@ -32,7 +32,15 @@ from vigil.events.reader import LogonIdMode, iter_input_files
 from vigil.report.safe import display_time, terminal_text
 from vigil.rules import Rule, load_exceptions
 from vigil.rules.model import parse_interval
-from vigil.store import FileBlock, Gap, RuleState, SqliteStore, WebhookNotifier, open_store
+from vigil.store import (
+    AlertFilter,
+    FileBlock,
+    Gap,
+    RuleState,
+    SqliteStore,
+    WebhookNotifier,
+    open_store,
+)
 from vigil.store import views as store_views
 from vigil.store.lock import StoreLock
 from vigil.store.webhook import DEFAULT_ATTEMPTS
@@ -120,6 +128,22 @@ def _suppressed_across_executions(store: SqliteStore, execution: Execution) -> l
         document.update({"kibana.alert.suppression.end": end,
                          "kibana.alert.suppression.docs_count": count})
     return kept
+
+
+def _threshold_history(store: SqliteStore, rule: Rule) -> ThresholdHistory:
+    """A threshold rule's state from its stored alerts: per bucket, its last alert's time."""
+    history = ThresholdHistory()
+    if rule.threshold is None:
+        return history
+    for alert in store.list_alerts(AlertFilter(rule=rule.rule_id)):
+        result = alert.document.get("kibana.alert.threshold_result")
+        moment = to_date_ns(alert.document.get("kibana.alert.original_time"))
+        if not isinstance(result, dict) or moment is None:
+            continue
+        terms = tuple((str(t.get("field")), t.get("value")) for t in result.get("terms", [])
+                      if isinstance(t, dict))
+        history.last[terms] = max(history.last.get(terms, moment), moment)
+    return history
 
 
 def _prepare_store(store: SqliteStore, rules: Sequence[Rule]) -> None:
@@ -234,7 +258,7 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
     with StoreLock(request.store, "replay"), open_store(request.store,
                                                         synchronous="normal") as store:
         _prepare_store(store, rules)
-        histories = {rule.rule_id: ThresholdHistory() for rule in rules}
+        histories = {rule.rule_id: _threshold_history(store, rule) for rule in rules}
         for rule in rules:
             previous: datetime | None = None
             quiet = _QuietStretch(store, rule)
@@ -542,8 +566,11 @@ class Watcher:
         now = datetime.now(UTC).replace(microsecond=0)
         if previous is not None and now < previous + rule.interval_delta:
             return
-        # Threshold state lives as long as the watcher (Kibana keeps it in the rule's state).
-        history = self.threshold_histories.setdefault(rule.rule_id, ThresholdHistory())
+        # Threshold state: kept between runs; after a restart rebuilt from the stored
+        # alerts, as Kibana rebuilds it from its alerts index (get_threshold_signal_history).
+        history = self.threshold_histories.get(rule.rule_id)
+        if history is None:
+            history = self.threshold_histories[rule.rule_id] = _threshold_history(store, rule)
         execution = execute(rule, timeline, now, previous, gap_mode=self.request.gap_mode,
                             window_on=self.request.window_on,
                             index_all=self.request.index_all, excludes=excludes,
