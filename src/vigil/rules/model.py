@@ -152,7 +152,7 @@ class RuleSource:
     line: int | None = None  # the rule's first line (NDJSON record, TOML [rule] header)
     query_line: int | None = None
     query_column: int | None = None
-    query_positions: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    query_positions: Sequence[tuple[int, int]] = field(default=(), repr=False, compare=False)
     bundled: bool = False
 
     def file_position(self, query_line: int, query_column: int,

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 Position = tuple[int, int]  # 1-based line, column
 
@@ -33,10 +35,60 @@ class _Lines:
         return index + 1, offset - self.starts[index] + 1
 
 
+class Positions(Sequence[Position]):
+    """The file positions of a decoded string's characters, computed when asked for: only
+    an error ever needs one, and a rule set has megabytes of queries."""
+
+    __slots__ = ("_lines", "_offsets")
+
+    def __init__(self, lines: _Lines, offsets: Sequence[int]) -> None:
+        self._lines = lines
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @overload
+    def __getitem__(self, index: int) -> Position: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Position]: ...
+
+    def __getitem__(self, index: int | slice) -> Position | Sequence[Position]:
+        if isinstance(index, slice):
+            return Positions(self._lines, self._offsets[index])
+        return self._lines.position(self._offsets[index])
+
+
+class _Shifted(Sequence[Position]):
+    """Positions moved down ``lines`` lines (an NDJSON record's own line in its file)."""
+
+    __slots__ = ("_inner", "_lines")
+
+    def __init__(self, inner: Sequence[Position], lines: int) -> None:
+        self._inner = inner
+        self._lines = lines
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    @overload
+    def __getitem__(self, index: int) -> Position: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Position]: ...
+
+    def __getitem__(self, index: int | slice) -> Position | Sequence[Position]:
+        if isinstance(index, slice):
+            return _Shifted(self._inner[index], self._lines)
+        line, column = self._inner[index]
+        return line + self._lines, column
+
+
 @dataclass(frozen=True, slots=True)
 class DecodedString:
     value: str
-    positions: tuple[Position, ...]
+    positions: Sequence[Position]
     start: Position  # the opening quote
     end_offset: int  # just after the closing quote
 
@@ -141,6 +193,15 @@ def decode_toml_string(text: str, at: int, lines: _Lines | None = None
     start = at + (3 if multi else 1)
     if multi and text.startswith("\n", start):
         start += 1  # TOML drops a newline right after the opening delimiter
+    if quote == "'":
+        # A literal string has no escapes: its value is its text (with the up to two quotes
+        # just before a closing delimiter), each character at its own offset.
+        end = skip_toml_string(text, at)
+        if end is None:
+            return None
+        stop = end - (3 if multi else 1)
+        return DecodedString(text[start:stop], Positions(lines, range(start, stop)),
+                             lines.position(at), end)
     chars: list[str] = []
     offsets: list[int] = []
     i = start
@@ -193,8 +254,7 @@ def decode_toml_string(text: str, at: int, lines: _Lines | None = None
         i += 1
     else:
         return None
-    return DecodedString("".join(chars), tuple(lines.position(o) for o in offsets),
-                         lines.position(at), end)
+    return DecodedString("".join(chars), Positions(lines, offsets), lines.position(at), end)
 
 
 def json_query_strings(text: str, first_line: int = 1) -> list[DecodedString]:
@@ -211,7 +271,7 @@ def json_query_strings(text: str, first_line: int = 1) -> list[DecodedString]:
         if first_line != 1:
             shift = first_line - 1
             decoded = DecodedString(
-                decoded.value, tuple((ln + shift, col) for ln, col in decoded.positions),
+                decoded.value, _Shifted(decoded.positions, shift),
                 (decoded.start[0] + shift, decoded.start[1]), decoded.end_offset)
         found.append(decoded)
     return found
@@ -225,7 +285,7 @@ def _decode_json_string(text: str, at: int, lines: _Lines) -> DecodedString | No
     while i < size:
         char = text[i]
         if char == '"':
-            return DecodedString("".join(chars), tuple(lines.position(o) for o in offsets),
+            return DecodedString("".join(chars), Positions(lines, offsets),
                                  lines.position(at), i + 1)
         if char == "\\":
             nxt = text[i + 1] if i + 1 < size else ""
