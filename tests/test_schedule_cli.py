@@ -191,3 +191,62 @@ def test_replay_suppression_with_a_duration_folds_later_runs_into_the_first_aler
     apart = vigil("replay", logs, "--store", tmp_path / "apart.db", "--rule", per_run, *window)
     assert apart.returncode == 0, apart.stderr
     assert len(shells(tmp_path / "apart.db")) == 4
+
+
+def test_suppression_leaves_out_what_an_overlapping_window_already_counted(
+        tmp_path: Path) -> None:
+    # buildBucketHistoryFilter: E1 (00:09) was counted by the run at 00:10; the run at 00:15
+    # (window 00:06..00:15) sees E1 again but counts only E2
+    logs = tmp_path / "l.ndjson"
+    logs.write_text("".join(
+        orjson.dumps({"@timestamp": f"2024-05-01T00:{m}:00.000Z", "_id": f"e{m}",
+                      "event": {"code": "4688"}, "host": {"name": "WS1"}}).decode() + "\n"
+        for m in ("09", "12")), encoding="utf-8")
+    window = ["--from", "2024-05-01T00:10:00Z", "--to", "2024-05-01T00:15:00Z"]
+    for duration, expected in (("", [("00:09", 0), ("00:12", 0)]),
+                               ('[rule.alert_suppression.duration]\nvalue = 1\nunit = "h"',
+                                [("00:12", 1)])):
+        rule = _suppressed_rule(tmp_path, duration.replace('"now-6m"', '"now-9m"'))
+        text = rule.read_text(encoding="utf-8").replace('from = "now-6m"', 'from = "now-9m"')
+        rule.write_text(text, encoding="utf-8")
+        db = tmp_path / f"s{len(duration)}.db"
+        run = vigil("replay", logs, "--store", db, "--rule", rule, *window)
+        assert run.returncode == 0, run.stderr
+        got = sorted((a.document["kibana.alert.suppression.end"][11:16],
+                      a.document["kibana.alert.suppression.docs_count"]) for a in shells(db))
+        assert got == expected, (duration, got)
+
+
+def test_watch_keeps_a_new_terms_rules_history(tmp_path: Path) -> None:
+    # A watcher trimming its events to the look-back would forget that bob logged on two
+    # hours ago and call his logon a minute ago new; Kibana's history window (now-7d) knows
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    now = datetime.now(UTC)
+    rule = tmp_path / "nt.toml"
+    rule.write_text("""[rule]
+author = ["me"]
+description = "d"
+name = "New user"
+risk_score = 21
+rule_id = "00000000-0000-4000-8000-0000000005c1"
+severity = "low"
+type = "new_terms"
+language = "kuery"
+query = "event.category: authentication"
+from = "now-9m"
+new_terms_fields = ["user.name"]
+history_window_start = "now-7d"
+""", encoding="utf-8")
+
+    def logon(at: datetime, user: str) -> bytes:
+        return orjson.dumps({"@timestamp": at.isoformat(), "event": {
+            "category": "authentication"}, "user": {"name": user}}) + b"\n"
+
+    (logs / "a.ndjson").write_bytes(logon(now - timedelta(hours=2), "bob")
+                                    + logon(now - timedelta(minutes=1), "bob")
+                                    + logon(now - timedelta(minutes=1), "eve"))
+    run = vigil("watch", logs, "--store", tmp_path / "w.db", "--rule", rule, "--once")
+    assert run.returncode == 0, run.stderr
+    assert [a.document["kibana.alert.new_terms"] for a in shells(tmp_path / "w.db")] == \
+        [["eve"]]

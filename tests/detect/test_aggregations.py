@@ -280,3 +280,18 @@ def test_a_restarted_watcher_rebuilds_the_threshold_state_from_its_store(
         history = _threshold_history(store, rule)
     last = int(datetime(2024, 5, 1, 10, 0, 40, tzinfo=UTC).timestamp()) * 1_000_000_000
     assert history.last == {(("source.ip", "10.0.0.9"),): last}
+
+
+def test_terms_are_text_as_keyword_fields_index_them_and_objects_are_none() -> None:
+    # Elasticsearch buckets a keyword field's values as text: 1 and "1" are one term,
+    # true is "true" (not 1); an object is no term (and no crash)
+    rule = _rule("new_terms", new_terms_fields=["user.id"], history_window_start="now-7d")
+    events = [_event(1, BASE, user={"id": 1}), _event(2, BASE + timedelta(days=1),
+                                                      user={"id": "1"})]
+    assert [a.document["kibana.alert.new_terms"] for a in
+            run_detection([rule], events, options=DetectOptions(now=NOW)).alerts] == [["1"]]
+    counting = _rule("threshold", threshold={"field": "user.id", "value": 2})
+    mixed = [_event(i, BASE + timedelta(seconds=i), user={"id": v})
+             for i, v in enumerate([1, "1", True, "true", {"a": 1}])]
+    alerts = run_detection([counting], mixed, options=DetectOptions(now=NOW)).alerts
+    assert sorted(a.document["user.id"] for a in alerts) == ["1", "true"]

@@ -44,6 +44,7 @@ from vigil.store import (
 from vigil.store import views as store_views
 from vigil.store.lock import StoreLock
 from vigil.store.webhook import DEFAULT_ATTEMPTS
+from vigil.times import DateMath
 
 Event = Mapping[str, Any]
 Excludes = Callable[[Event], bool] | None
@@ -128,6 +129,30 @@ def _suppressed_across_executions(store: SqliteStore, execution: Execution) -> l
         document.update({"kibana.alert.suppression.end": end,
                          "kibana.alert.suppression.docs_count": count})
     return kept
+
+
+def _reach(rule: Rule) -> timedelta:
+    """How far before a run's start the rule can read: its look-back and one interval
+    (catch-up windows never reach further), or for a new terms rule its history window."""
+    reach = max(-rule.from_math.offset, rule.look_back) + rule.interval_delta
+    if rule.new_terms is not None:
+        history = -(rule.to_math.offset + DateMath.parse(
+            rule.new_terms.history_window_start).offset)
+        reach = max(reach, history + rule.interval_delta)
+    return reach
+
+
+def _suppression_history(store: SqliteStore, rule: Rule) -> dict[str, int]:
+    """Per suppression group, up to when the stored alerts counted its events."""
+    groups: dict[str, int] = {}
+    if rule.alert_suppression is None:
+        return groups
+    for alert in store.list_alerts(AlertFilter(rule=rule.rule_id)):
+        instance = alert.document.get("kibana.alert.instance.id")
+        end = to_date_ns(alert.document.get("kibana.alert.suppression.end"))
+        if isinstance(instance, str) and end is not None:
+            groups[instance] = max(groups.get(instance, end), end)
+    return groups
 
 
 def _threshold_history(store: SqliteStore, rule: Rule) -> ThresholdHistory:
@@ -259,6 +284,7 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                                                         synchronous="normal") as store:
         _prepare_store(store, rules)
         histories = {rule.rule_id: _threshold_history(store, rule) for rule in rules}
+        suppressed = {rule.rule_id: _suppression_history(store, rule) for rule in rules}
         for rule in rules:
             previous: datetime | None = None
             quiet = _QuietStretch(store, rule)
@@ -293,7 +319,8 @@ def run_replay(request: ScheduleRequest, start: datetime, end: datetime,
                                     gap_mode=request.gap_mode, window_on=request.window_on,
                                     index_all=request.index_all,
                                     excludes=excludes[rule.rule_id],
-                                    threshold_history=histories[rule.rule_id])
+                                    threshold_history=histories[rule.rule_id],
+                                    suppression_history=suppressed[rule.rule_id])
                 if _quiet(execution) and request.window_on == "@timestamp":
                     quiet.add_execution(execution)
                     following = timeline.next_time_after(to_ns(execution.plan.windows[-1].end),
@@ -434,6 +461,7 @@ class Watcher:
     whole: dict[Path, float] = field(default_factory=dict)  # other files: mtime when read
     seen_ids: set[str] = field(default_factory=set)
     threshold_histories: dict[str, ThresholdHistory] = field(default_factory=dict)
+    suppression_histories: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
@@ -499,10 +527,9 @@ class Watcher:
         for rule in rules:
             state = store.get_rule_state(rule.rule_id)
             if state is not None and state.last_scheduled_start is not None:
-                need = to_ns(state.last_scheduled_start - rule.look_back - rule.interval_delta)
+                need = to_ns(state.last_scheduled_start - _reach(rule))
             else:
-                need = now + int(rule.from_math.offset.total_seconds() * 1e9) - int(
-                    rule.interval_delta.total_seconds() * 1e9)
+                need = now - int(_reach(rule).total_seconds() * 1e9)
             oldest = need if oldest is None else min(oldest, need)
         return oldest
 
@@ -571,10 +598,14 @@ class Watcher:
         history = self.threshold_histories.get(rule.rule_id)
         if history is None:
             history = self.threshold_histories[rule.rule_id] = _threshold_history(store, rule)
+        groups = self.suppression_histories.get(rule.rule_id)
+        if groups is None:
+            groups = self.suppression_histories[rule.rule_id] = _suppression_history(store,
+                                                                                     rule)
         execution = execute(rule, timeline, now, previous, gap_mode=self.request.gap_mode,
                             window_on=self.request.window_on,
                             index_all=self.request.index_all, excludes=excludes,
-                            threshold_history=history)
+                            threshold_history=history, suppression_history=groups)
         created = _store_execution(store, execution, notify)
         if created or execution.status != "succeeded":
             shells = sum(1 for a in execution.alerts if a.id in set(created))
@@ -592,7 +623,7 @@ class Watcher:
             state = store.get_rule_state(rule.rule_id)
             if state is None or state.last_scheduled_start is None:
                 return None
-            need = state.last_scheduled_start - rule.look_back - rule.interval_delta
+            need = state.last_scheduled_start - _reach(rule)
             oldest = need if oldest is None else min(oldest, need)
         return None if oldest is None else to_ns(oldest)
 

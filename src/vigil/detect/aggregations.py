@@ -78,9 +78,16 @@ def _values(event: Event, getter: Callable[[Event], Any]) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _terms(event: Event, getter: Callable[[Event], Any]) -> list[Any]:
+    """A field's values as a terms aggregation buckets them: text, as Elasticsearch indexes
+    the (keyword) fields rules group by (``1``, ``"1"`` and ``true``/``"true"`` are the same
+    terms ``"1"`` and ``"true"``); objects are no terms."""
+    return [_text(v) for v in _values(event, getter) if not isinstance(v, dict | list)]
+
+
 def combinations(event: Event, getters: Sequence[Callable[[Event], Any]]) -> list[tuple[Any, ...]]:
     """The composite keys an event has: one per combination of its fields' values."""
-    per_field = [list(dict.fromkeys(_values(event, g))) for g in getters]
+    per_field = [list(dict.fromkeys(_terms(event, g))) for g in getters]
     if any(not values for values in per_field):
         return []
     return list(itertools.product(*per_field))

@@ -191,7 +191,8 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
             window_on: WindowOn = "@timestamp", index_all: bool = False,
             excludes: Callable[[Event], bool] | None = None,
             now: str | None = None,
-            threshold_history: ThresholdHistory | None = None) -> Execution:
+            threshold_history: ThresholdHistory | None = None,
+            suppression_history: dict[str, int] | None = None) -> Execution:
     """Run ``rule`` as scheduled at ``started_at``: every window of its plan, max_signals
     applied per window (the most recent matches win), deduplicated within the run."""
     maxspan = rule.tree.body.maxspan_ms if hasattr(rule.tree.body, "maxspan_ms") else None
@@ -238,7 +239,7 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
                 execution.alerts.append(alert)
     # Suppression within the execution (detect.suppression); across executions the
     # commands that store alerts fold them into the stored ones (commands.schedule).
-    execution.alerts = suppress(rule, uuid, execution.alerts)
+    execution.alerts = suppress(rule, uuid, execution.alerts, suppression_history)
     if execution.messages:
         execution.status = "partial failure"
     gap = plan.gap_message

@@ -23,10 +23,11 @@ per value), and the surviving alert keeps its own id.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from vigil.detect.aggregations import time_of
 from vigil.detect.alerts import SPACE_ID, Alert
 from vigil.detect.ids import object_hash
 from vigil.eql.schema import format_date_ns, raw_getter, to_date_ns
@@ -56,16 +57,34 @@ def _terms_of(alert: Alert, group_by: Sequence[str]) -> list[dict[str, Any]]:
     return terms
 
 
-def _time_of(alert: Alert) -> int:
-    moment = to_date_ns(alert.document.get("kibana.alert.original_time"))
-    return moment if moment is not None else 0
+def _timer(rule: Rule) -> Callable[[Alert], int]:
+    """When an alert happened for suppression: its event's time as the rule reads time (the
+    timestamp override with its fallback), a sequence's first event for a shell."""
+    when = time_of(rule)
+
+    def moment(alert: Alert) -> int:
+        if alert.events and not alert.building_blocks:
+            found = when(alert.events[0])
+            if found is not None:
+                return found
+        original = to_date_ns(alert.document.get("kibana.alert.original_time"))
+        return original if original is not None else 0
+
+    return moment
 
 
-def suppress(rule: Rule, rule_uuid: str, alerts: Sequence[Alert]) -> list[Alert]:
-    """The alerts of one execution, suppressed by the rule's ``alert_suppression``."""
+def suppress(rule: Rule, rule_uuid: str, alerts: Sequence[Alert],
+             history: dict[str, int] | None = None) -> list[Alert]:
+    """The alerts of one execution, suppressed by the rule's ``alert_suppression``.
+
+    ``history`` (per group, the time up to which earlier executions counted its events) is
+    Kibana's suppression group history: an alert of a group at or before that time was
+    already counted by an overlapping window and is left out (``buildBucketHistoryFilter``);
+    it is updated with this execution's groups."""
     spec = rule.alert_suppression
     if spec is None or not alerts:
         return list(alerts)
+    _time_of = _timer(rule)
     ordered = sorted(enumerate(alerts), key=lambda pair: (_time_of(pair[1]), pair[0]))
     groups: dict[str, _Group] = {}
     kept: list[tuple[int, _Group | Alert]] = []
@@ -81,6 +100,8 @@ def suppress(rule: Rule, rule_uuid: str, alerts: Sequence[Alert]) -> list[Alert]
         else:
             instance = object_hash([terms, rule_uuid, SPACE_ID])
         moment = _time_of(alert)
+        if history is not None and moment <= history.get(instance, -1):
+            continue  # an earlier execution counted this event in its group
         group = groups.get(instance)
         if group is not None and (spec.duration_ns is None
                                   or moment - group.start <= spec.duration_ns):
@@ -89,6 +110,9 @@ def suppress(rule: Rule, rule_uuid: str, alerts: Sequence[Alert]) -> list[Alert]
             continue
         group = groups[instance] = _Group(_with_terms(alert, terms, instance), moment, moment)
         kept.append((position, group))
+    if history is not None:
+        for instance, group in groups.items():
+            history[instance] = max(history.get(instance, group.end), group.end)
     out = []
     for _position, item in sorted(kept, key=lambda pair: pair[0]):
         if isinstance(item, Alert):
