@@ -201,3 +201,46 @@ def test_wildcards_with_spaces_split_on_wildcard_fields() -> None:
            {"process": {"command_line": "-encodedcommand x"}}]
     assert matches("process.command_line: *powershell -enc*", *evs) == [1, 2]
     assert matches("process.command_line: *-enc*", *evs) == [0, 2]
+
+
+def _detected(query: str, *events: dict[str, Any]) -> list[int]:
+    """Indexes of the events a query rule alerts on (detect's ECS field types: ip fields)."""
+    from vigil.detect.run import DetectOptions, run_detection
+    from vigil.rules import Rule
+
+    rule = Rule.from_dict({"rule_id": "00000000-0000-4000-8000-0000000001ab", "name": "n",
+                           "description": "d", "type": "query", "language": "kuery",
+                           "query": query, "severity": "low", "risk_score": 21})
+    docs = [{"@timestamp": f"2024-01-01T00:00:{i:02d}Z", "_id": f"e{i}", "i": i, **e}
+            for i, e in enumerate(events)]
+    alerts = run_detection([rule], docs, options=DetectOptions(now="2024-06-01T00:00:00Z"))
+    return sorted(a.events[0]["i"] for a in alerts.alerts)
+
+
+def test_ranges_on_ip_fields_order_addresses() -> None:
+    # range on an ip field: addresses, not text ("9.1.1.1" < "10.0.0.0")
+    evs = [{"source": {"ip": "9.1.1.1"}}, {"source": {"ip": "10.0.0.7"}},
+           {"source": {"ip": "::ffff:10.0.0.9"}}]
+    assert _detected("source.ip > 10.0.0.0", *evs) == [1, 2]
+    assert _detected("source.ip < 10.0.0.0", *evs) == [0]
+
+
+def test_caseless_multi_fields_match_any_case() -> None:
+    # Elastic Endpoint's process.name.caseless: the keyword through a lowercase normalizer
+    evs = [{"process": {"name": "REG.exe"}}, {"process": {"name": "cmd.exe"}}]
+    assert matches("process.name.caseless: reg.exe", *evs) == [0]
+    assert matches("process.name.caseless: RE*", *evs) == [0]
+
+
+def test_date_math_only_where_it_is_date_math() -> None:
+    recent = [{"@timestamp": "2020-01-01T00:00:00Z", "host": {"name": "nowak"}}]
+    assert matches("host.name >= nowak", *recent) == [0]  # text, not date math
+    assert matches('@timestamp >= "now-30d/d"', *recent) == []  # six years ago
+
+
+def test_surrogate_pairs_and_java_lowercase() -> None:
+    # \\uD83D\\uDE00 is one character in Kibana's JavaScript strings; Java lowercases Σ to σ
+    # whatever its place (Python's final-sigma rule gives ς)
+    evs = [{"message": "smile 😀 ΟΔΟΣ"}]
+    assert matches(r'message: "\uD83D\uDE00"', *evs) == [0]
+    assert matches("message: οδοσ", *evs) == [0]

@@ -111,3 +111,12 @@ query = "x AND y"
     (error,) = result.errors
     assert isinstance(error, RuleError) and error.line == 15
     assert "filters[0]: the query_string query is not supported" in error.reason
+
+
+def test_range_filters_resolve_date_math() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    events = [dict(_process(1, "C:\\a.exe"), **{"@timestamp": hour_ago}), _process(2, "x")]
+    recent = {"query": {"range": {"@timestamp": {"gte": "now-1d"}}}}
+    assert _alerts(_rule("event.code: 4688", [recent]), events) == ["e1"]

@@ -18,6 +18,7 @@ evaluates on a *row*: the values of the fields the script reads, one value per f
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -66,7 +67,20 @@ def _is_number(value: Any) -> bool:
 # ------------------------------------------------------------------ typed comparisons
 
 
+def _ip_key(value: Any) -> Any:
+    """An address as Elasticsearch orders ip values (IPv4 as IPv4-mapped IPv6)."""
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        return (1, str(value))
+    if isinstance(address, ipaddress.IPv4Address):
+        address = ipaddress.IPv6Address(f"::ffff:{address}")
+    return (0, int(address))
+
+
 def _ordering_key(field_type: str | None) -> Callable[[Any], Any] | None:
+    if field_type == "ip":
+        return _ip_key
     if field_type == "version":
         def key(value: Any) -> Any:
             parsed = version_key(str(value))

@@ -40,7 +40,7 @@ from vigil.errors import KqlError
 from vigil.kql import syntax as k
 from vigil.times import DateMath
 
-FieldKind: TypeAlias = Literal["keyword", "wildcard", "ip", "text"]
+FieldKind: TypeAlias = Literal["keyword", "wildcard", "ip", "text", "caseless"]
 
 # How Elasticsearch maps the fields rules name (ECS's ecs@mappings dynamic templates and the
 # windows integration's fields.yml), by the few names and suffixes that are not keyword.
@@ -57,6 +57,8 @@ _LUCENE_SPECIAL = frozenset('.?+*|{}[]()"\\#@&<>~')
 
 def field_kind(name: str) -> FieldKind:
     """The Elasticsearch type family of a field, as the rule's indices map it."""
+    if name.endswith(".caseless"):
+        return "caseless"  # Elastic Endpoint's keyword multi-field with a lowercase normalizer
     if name.endswith(_WILDCARD_SUFFIXES):
         return "wildcard"
     if (name in _TEXT_NAMES or name == POWERSHELL_SCRIPT or name.endswith(".message")
@@ -65,6 +67,19 @@ def field_kind(name: str) -> FieldKind:
     if name == "ip" or name.endswith((".ip", "_ip")):
         return "ip"
     return "keyword"
+
+
+def resolve_date_math(bound: str) -> str:
+    """Date math (``now-30d/d``), which Elasticsearch resolves on a date field when the
+    search runs, as an instant: here when the query is read (a long-running ``watch`` reads
+    its rules once). Anything else, ``nowak`` included, is left as it is."""
+    if not bound.strip().startswith("now"):
+        return bound
+    try:
+        moment = DateMath.parse(bound).resolve(datetime.now(UTC))
+    except ValueError:
+        return bound
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _lucene_literal(text: str) -> str:
@@ -109,15 +124,7 @@ class Lowering:
                 field = self.field(name, prefix)
                 if value.text is None or isinstance(value.text, bool):
                     raise self.error("a range needs a number, date or text bound", value.span)
-                bound = value.text
-                if bound.strip().startswith("now"):
-                    # Date math (`@timestamp >= "now-30d/d"`), which Elasticsearch resolves
-                    # on a date field when the search runs: here when the query is read.
-                    try:
-                        moment = DateMath.parse(bound).resolve(datetime.now(UTC))
-                    except ValueError as exc:
-                        raise self.error(str(exc), value.span) from None
-                    bound = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                bound = resolve_date_math(value.text)
                 return ast.Comparison(op, field, ast.Literal(bound, value.span), span)
             case k.Is(field=None, value=value, span=span):
                 if value.is_star:
@@ -154,6 +161,12 @@ class Lowering:
                              "a value); use not field: * for a missing field", value.span)
         kind = field_kind(field.name)
         pieces = value.pieces
+        if kind == "caseless":
+            # The parent's value through a lowercase normalizer: case-insensitive, whole value.
+            read = ast.Field(field.name[: -len(".caseless")], span=field.span)
+            if pieces is None:
+                return ast.InSet(read, (ast.Literal(value.text, value.span),), True, False, span)
+            return self.whole_value_wildcard(read, pieces, value.span, span, insensitive=True)
         if kind == "keyword":
             if pieces is None:
                 return ast.Comparison("==", field, ast.Literal(value.text, value.span), span)
@@ -175,15 +188,17 @@ class Lowering:
         return nodes[0] if len(nodes) == 1 else ast.Or(tuple(nodes), span)
 
     def whole_value_wildcard(self, field: ast.Field, pieces: tuple[str, ...],
-                             value_span: ast.Span, span: ast.Span) -> ast.Expr:
+                             value_span: ast.Span, span: ast.Span, *,
+                             insensitive: bool = False) -> ast.Expr:
         if all(p == "" for p in pieces):
             return ast.Comparison("!=", field, ast.Literal(None), span)
         if any("?" in p or "*" in p for p in pieces):
             # EQL's like has no escape: a literal ? or * needs a regex.
             pattern = ".*".join(_lucene_literal(p) for p in pieces)
-            return ast.Match("regex", field, (ast.Literal(pattern, value_span),), False, span)
-        return ast.Match("like", field, (ast.Literal("*".join(pieces), value_span),), False,
-                         span)
+            return ast.Match("regex", field, (ast.Literal(pattern, value_span),), insensitive,
+                             span)
+        return ast.Match("like", field, (ast.Literal("*".join(pieces), value_span),),
+                         insensitive, span)
 
     def text_field(self, field: ast.Field, value: k.Value, span: ast.Span) -> ast.Expr:
         analyzer: ast.Analyzer = "powershell" if field.name == POWERSHELL_SCRIPT else "standard"

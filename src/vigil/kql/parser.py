@@ -18,6 +18,7 @@ expected there, as Kibana's (peggy's) messages do.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
 from vigil.eql.ast import Span
@@ -49,6 +50,7 @@ class Parser:
         self.depth = 0
         self.furthest = 0
         self.expected: set[str] = set()
+        self._line_starts: list[int] | None = None  # offsets where lines begin, when needed
 
     # ------------------------------------------------------------ helpers
 
@@ -61,9 +63,10 @@ class Parser:
         return _FAIL
 
     def span(self, start: int) -> Span:
-        line = self.text.count("\n", 0, start) + 1
-        column = start - (self.text.rfind("\n", 0, start) + 1) + 1
-        return Span(start, self.pos, line, column)
+        if self._line_starts is None:
+            self._line_starts = [0] + [i + 1 for i, c in enumerate(self.text) if c == "\n"]
+        index = bisect.bisect_right(self._line_starts, start) - 1
+        return Span(start, self.pos, index + 1, start - self._line_starts[index] + 1)
 
     def spaces(self) -> None:
         while self.pos < self.n and self.text[self.pos] in _SPACES:
@@ -336,12 +339,24 @@ class Parser:
             self.pos += 1
 
     def unicode_escape(self) -> str | None:
-        """``\\uXXXX`` at the position (consumed), else None."""
-        text, at = self.text, self.pos
-        if text.startswith("\\u", at) and all(c in _HEX for c in text[at + 2 : at + 6]) \
-                and len(text[at + 2 : at + 6]) == 4:
-            self.pos += 6
-            return chr(int(text[at + 2 : at + 6], 16))
+        """``\\uXXXX`` at the position (consumed), else None. Two escapes spelling a UTF-16
+        surrogate pair are one character, as in Kibana's JavaScript strings."""
+        code = self._hex4(self.pos)
+        if code is None:
+            return None
+        self.pos += 6
+        if 0xD800 <= code < 0xDC00:
+            low = self._hex4(self.pos)
+            if low is not None and 0xDC00 <= low < 0xE000:
+                self.pos += 6
+                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+        return chr(code)
+
+    def _hex4(self, at: int) -> int | None:
+        digits = self.text[at + 2 : at + 6]
+        if self.text.startswith("\\u", at) and len(digits) == 4 and all(c in _HEX
+                                                                        for c in digits):
+            return int(digits, 16)
         return None
 
     def unquoted(self, what: str) -> k.Value:

@@ -21,7 +21,7 @@ from typing import Any
 
 from vigil.eql import ast
 from vigil.kql import syntax as k
-from vigil.kql.lower import Lowering
+from vigil.kql.lower import Lowering, resolve_date_math
 
 _LUCENE_SPECIAL = frozenset('.?+*|{}[]()"\\#@&<>~')
 
@@ -136,7 +136,9 @@ def _clause(dsl: Any, where: str) -> ast.Expr:
             raise FilterError(f"{where}: range on {name} needs bounds")
         ops = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
         tests: list[ast.Expr] = [
-            ast.Comparison(ops[key], ast.Field(name), ast.Literal(bound))  # type: ignore[arg-type]
+            ast.Comparison(ops[key], ast.Field(name),  # type: ignore[arg-type]
+                           ast.Literal(resolve_date_math(bound) if isinstance(bound, str)
+                                       else bound))
             for key, bound in bounds.items() if key in ops and bound is not None]
         return ast.And(tuple(tests)) if tests else ast.Comparison(
             "!=", ast.Field(name), ast.Literal(None))
