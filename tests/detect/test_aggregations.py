@@ -295,3 +295,32 @@ def test_terms_are_text_as_keyword_fields_index_them_and_objects_are_none() -> N
              for i, v in enumerate([1, "1", True, "true", {"a": 1}])]
     alerts = run_detection([counting], mixed, options=DetectOptions(now=NOW)).alerts
     assert sorted(a.document["user.id"] for a in alerts) == ["1", "true"]
+
+
+def test_detect_reports_a_per_run_cap_without_a_made_up_count(tmp_path: Any) -> None:
+    import orjson
+
+    from tests.test_cli import vigil
+
+    rule = tmp_path / "t.toml"
+    rule.write_text("""[rule]
+author = ["me"]
+description = "d"
+name = "Many sources"
+risk_score = 21
+rule_id = "00000000-0000-4000-8000-0000000005d1"
+severity = "low"
+type = "threshold"
+language = "kuery"
+query = "event.code: 4625"
+max_signals = 1
+[rule.threshold]
+field = ["source.ip"]
+value = 2
+""", encoding="utf-8")
+    logs = tmp_path / "l.ndjson"
+    logs.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in
+                              _failures("10.0.0.1", 2, BASE) + _failures("10.0.0.2", 2, BASE, 10)))
+    run = vigil("detect", str(logs), "--rule", str(rule), "--max-signals", "1", "-q")
+    assert run.returncode == 0, run.stderr
+    assert "maximum alert limit" in run.stderr and "(0 dropped)" not in run.stderr

@@ -344,7 +344,8 @@ def _summary(result: DetectResult, stats: ReadStats, notes: Sequence[str], secon
             line += f", {outcome.events_excepted:,} event(s) removed by exceptions"
         err.print(terminal_text(line), markup=False)
         for warning in outcome.warnings:
-            err.print(f"    {warning} ({outcome.dropped_by_cap:,} dropped)", markup=False)
+            dropped = f" ({outcome.dropped_by_cap:,} dropped)" if outcome.dropped_by_cap else ""
+            err.print(f"    {terminal_text(warning)}{dropped}", markup=False)
         if not outcome.warnings and outcome.elastic_cap_exceeded:
             err.print(f"    Elastic would have capped at {outcome.rule.max_signals} per run "
                       "(max_signals); use --max-signals to apply it", markup=False)
