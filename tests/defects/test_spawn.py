@@ -29,10 +29,14 @@ def _vigil(method: str, *args: object) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600, env=env)
 
 
-@pytest.mark.parametrize("source", ["example", "evtx"])
+@pytest.mark.parametrize("source", ["example", "evtx", "kql"])
 def test_detect_with_spawned_workers_equals_fork(tmp_path: Path, source: str) -> None:
     if source == "example":
         args: list[object] = [EXAMPLES]
+    elif source == "kql":
+        # KQL query, threshold and new terms rules (text matches, field patterns) in workers
+        args = [shared_dir() / "samples", "--rule",
+                shared_dir() / "rules" / "elastic-prebuilt-other" / "rules"]
     else:
         args = [shared_dir() / "samples" / "evtx",
                 "--rule", shared_dir() / "rules" / "elastic-prebuilt" / "rules" / "windows"]

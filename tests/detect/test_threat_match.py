@@ -88,11 +88,12 @@ def test_detect_without_indicators_skips_the_rule_and_says_so(tmp_path: Path) ->
     assert bare.returncode == 2
     assert "skipped 6 threat_match rule(s): they need --indicators FILE" in bare.stderr
     feed = tmp_path / "ti.ndjson"
-    feed.write_bytes(orjson.dumps(_indicator("203.0.113.9")) + b"\n")
+    feed.write_bytes(orjson.dumps(_indicator("203.0.113.9")) + b"\n{broken\n")
     found = vigil("detect", str(events), "--rule", str(rules), "--indicators", str(feed),
                   "--format", "ndjson", "-q")
     assert found.returncode == 0, found.stderr
     docs = [orjson.loads(line) for line in found.stdout.splitlines()]
     assert [d["kibana.alert.rule.name"] for d in docs] == \
         ["Threat Intel IP Address Indicator Match"]
-    assert "read 1 threat indicator(s)" in found.stderr
+    assert "read 1 threat indicator(s); skipped 1 bad record(s):" in found.stderr
+    assert f"{feed}:" in found.stderr  # the bad line named with its file and position

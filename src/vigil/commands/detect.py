@@ -143,8 +143,9 @@ def run_detect(request: DetectRequest) -> int:
         indicator_stats = ReadStats()
         indicators = tuple(read_events(list(request.indicators), indicator_stats))
         notes = [*notes, f"read {len(indicators):,} threat indicator(s)"
-                 + (f"; skipped {indicator_stats.bad_total:,} bad record(s)"
-                    if indicator_stats.bad_total else "")]
+                 + (f"; skipped {indicator_stats.bad_total:,} bad record(s):"
+                    if indicator_stats.bad_total else ""),
+                 *(f"  {bad}" for bad in indicator_stats.bad_records[:SHOWN_BAD_RECORDS])]
     started = time.perf_counter()
     stats = ReadStats()
     options = DetectOptions(index_all=request.index_all, max_signals=request.max_signals,
