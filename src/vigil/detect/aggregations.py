@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vigil.detect.alerts import Alert, new_terms_alert, threshold_alert
-from vigil.detect.ids import threshold_bucket_id
+from vigil.detect.ids import js_string, threshold_bucket_id
 from vigil.eql.schema import format_date_ns, raw_getter, to_date_ns
 from vigil.rules.model import Rule
 from vigil.times import DateMath
@@ -82,7 +82,7 @@ def _terms(event: Event, getter: Callable[[Event], Any]) -> list[Any]:
     """A field's values as a terms aggregation buckets them: text, as Elasticsearch indexes
     the (keyword) fields rules group by (``1``, ``"1"`` and ``true``/``"true"`` are the same
     terms ``"1"`` and ``"true"``); objects are no terms."""
-    return [_text(v) for v in _values(event, getter) if not isinstance(v, dict | list)]
+    return [js_string(v) for v in _values(event, getter) if not isinstance(v, dict | list)]
 
 
 def combinations(event: Event, getters: Sequence[Callable[[Event], Any]]) -> list[tuple[Any, ...]]:
@@ -111,16 +111,8 @@ class ThresholdHistory:
 
 def _term_matches(event: Event, getter: Callable[[Event], Any], value: Any) -> bool:
     # The history filter is a term query on the value as text.
-    wanted = _text(value)
-    return any(_text(v) == wanted for v in _values(event, getter))
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    wanted = js_string(value)
+    return any(js_string(v) == wanted for v in _values(event, getter))
 
 
 @dataclass(slots=True)
@@ -166,7 +158,7 @@ def threshold_run(rule: Rule, uuid: str, events: Iterable[Event], from_ns: int,
             bucket.first = min(bucket.first, moment)
             bucket.last = max(bucket.last, moment)
             if card_get is not None:
-                bucket.distinct.update(_text(v) for v in _values(event, card_get))
+                bucket.distinct.update(js_string(v) for v in _values(event, card_get))
     passing = [b for b in buckets.values() if b.count >= spec.value and (
         spec.cardinality is None or len(b.distinct) >= spec.cardinality[1])]
     passing.sort(key=lambda b: _key_order(b.key))

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from vigil.detect.aggregations import FirstSeen, ThresholdHistory, new_terms_run, threshold_run
+from vigil.detect.aggregations import (
+    FirstSeen,
+    ThresholdHistory,
+    new_terms_run,
+    threshold_run,
+    time_of,
+)
 from vigil.detect.alerts import Alert
 from vigil.detect.ids import rule_uuid
 from vigil.detect.indices import IndexSelector, index_of
@@ -218,8 +224,8 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
                                   not rule.timestamp_override_fallback_disabled)
         execution.events_read += len(entries)
         if rule.threshold is not None or rule.new_terms is not None:
-            found = _aggregated(rule, uuid, timeline, window, run_ns, selector, excludes,
-                                override, started_at, created, threshold_history)
+            found = _aggregated(rule, uuid, entries, timeline, window, run_ns, selector,
+                                excludes, override, started_at, created, threshold_history)
             for alert in found[0]:
                 if alert.id not in seen:
                     seen.add(alert.id)
@@ -249,28 +255,33 @@ def execute(rule: Rule, timeline: Timeline, started_at: datetime,
     return execution
 
 
-def _aggregated(rule: Rule, uuid: str, timeline: Timeline, window: Window, run_ns: int,
-                selector: IndexSelector, excludes: Callable[[Event], bool] | None,
-                override: str | None, started_at: datetime, created: str,
+def _aggregated(rule: Rule, uuid: str, entries: list[Entry], timeline: Timeline,
+                window: Window, run_ns: int, selector: IndexSelector,
+                excludes: Callable[[Event], bool] | None, override: str | None,
+                started_at: datetime, created: str,
                 threshold_history: ThresholdHistory | None) -> tuple[list[Alert], list[str]]:
-    """One window of a threshold or new terms rule (``detect.aggregations``)."""
-    fallback = not rule.timestamp_override_fallback_disabled
+    """One window of a threshold or new terms rule (``detect.aggregations``); ``entries``
+    are the window's events, already selected by the caller."""
 
-    def matching(span: Window) -> list[Event]:
-        entries = _window_entries(timeline, span, run_ns, selector, excludes, override,
-                                  fallback)
-        return [m.events[0] for m in rule_matches(rule, entries, ecs_schema())
+    def matching(selected: list[Entry]) -> list[Event]:
+        return [m.events[0] for m in rule_matches(rule, selected, ecs_schema())
                 if m.events[0] is not None]
 
-    in_window = matching(window)
     if rule.threshold is not None:
-        return threshold_run(rule, uuid, in_window, to_ns(window.start), started_at,
+        return threshold_run(rule, uuid, matching(entries), to_ns(window.start), started_at,
                              threshold_history if threshold_history is not None
                              else ThresholdHistory(), created, rule.max_signals)
     assert rule.new_terms is not None
+    # One search over the history (which holds the window): the window's events are those
+    # of its matches whose time (as the rule reads time) is in the window.
     history_start = window.end + DateMath.parse(rule.new_terms.history_window_start).offset
-    seen = FirstSeen.of(rule, matching(Window(history_start, window.end)))
-    return new_terms_run(rule, uuid, in_window, seen, to_ns(window.start),
+    history = matching(_window_entries(timeline, Window(history_start, window.end), run_ns,
+                                       selector, excludes, override,
+                                       not rule.timestamp_override_fallback_disabled))
+    when = time_of(rule)
+    low, high = to_ns(window.start), to_ns(window.end)
+    in_window = [e for e in history if (t := when(e)) is not None and low <= t <= high]
+    return new_terms_run(rule, uuid, in_window, FirstSeen.of(rule, history), low,
                          to_ns(history_start), created, rule.max_signals)
 
 

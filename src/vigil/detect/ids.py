@@ -82,11 +82,13 @@ def threshold_bucket_id(rule_id: str, started_at: str, fields: Sequence[str],
     """The id of a threshold bucket's synthetic hit: uuid v5 of the rule_id, the run's start
     (ISO, milliseconds), the group-by fields joined by "," and the bucket's values sorted as
     JavaScript sorts (as text) and joined by ",", concatenated without separators."""
-    key = ",".join(sorted(_js_string(v) for v in values))
+    key = ",".join(sorted(js_string(v) for v in values))
     return str(uuid.uuid5(_THRESHOLD_NAMESPACE, f"{rule_id}{started_at}{','.join(fields)}{key}"))
 
 
-def _js_string(value: Any) -> str:
+def js_string(value: Any) -> str:
+    """JavaScript's String() of a JSON scalar, which is also how Elasticsearch indexes one
+    in a keyword field (``1.0`` and ``1`` are one number: ``"1"``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -135,7 +137,7 @@ class _ObjectHasher:
         elif isinstance(value, bool):
             write(f"bool:{'true' if value else 'false'}")
         elif isinstance(value, int | float):
-            write(f"number:{_js_string(value)}")
+            write(f"number:{js_string(value)}")
         elif isinstance(value, str):
             write(f"string:{len(value.encode('utf-16-le')) // 2}:{value}")
         elif isinstance(value, list | tuple):

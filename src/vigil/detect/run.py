@@ -121,8 +121,8 @@ def run_detection(rules: Sequence[Rule], events: Iterable[Event], *,
                  and (end_ns is None or e.ts <= end_ns)]  # type: ignore[operator]
     indexes = [index_of(e.event) for e in in_window]
     # Threshold and new terms rules also read what comes before --from: their history.
-    before = [e for e in timed if start_ns is not None and e.ts < start_ns  # type: ignore[operator]
-              and (end_ns is None or e.ts <= end_ns)]  # type: ignore[operator]
+    before = [e for e in timed if e.ts < start_ns] if start_ns is not None and any(  # type: ignore[operator]
+        r.threshold is not None or r.new_terms is not None for r in rules) else []
     outcomes = []
     for rule in rules:
         selector = IndexSelector(rule.index, accept_all=options.index_all)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vigil.detect.alerts import Alert, single_event_alert
-from vigil.detect.ids import event_id
+from vigil.detect.ids import event_id, js_string
 from vigil.detect.indices import IndexSelector, index_of
 from vigil.eql.schema import raw_getter
 from vigil.eql.search import search
@@ -29,19 +29,11 @@ from vigil.rules.model import Rule
 Event = Mapping[str, Any]
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _texts(event: Event, name: str) -> list[str]:
     value = raw_getter(name)(event)
     if value is None:
         return []
-    return [_text(v) for v in (value if isinstance(value, list) else [value])]
+    return [js_string(v) for v in (value if isinstance(value, list) else [value])]
 
 
 def indicators_for(rule: Rule, indicators: Sequence[Event]) -> list[Event]:

@@ -37,13 +37,15 @@ class _Lines:
 
 class Positions(Sequence[Position]):
     """The file positions of a decoded string's characters, computed when asked for: only
-    an error ever needs one, and a rule set has megabytes of queries."""
+    an error ever needs one, and a rule set has megabytes of queries. ``shift`` moves them
+    down that many lines (an NDJSON record's own line in its file)."""
 
-    __slots__ = ("_lines", "_offsets")
+    __slots__ = ("_lines", "_offsets", "_shift")
 
-    def __init__(self, lines: _Lines, offsets: Sequence[int]) -> None:
+    def __init__(self, lines: _Lines, offsets: Sequence[int], shift: int = 0) -> None:
         self._lines = lines
         self._offsets = offsets
+        self._shift = shift
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -56,39 +58,18 @@ class Positions(Sequence[Position]):
 
     def __getitem__(self, index: int | slice) -> Position | Sequence[Position]:
         if isinstance(index, slice):
-            return Positions(self._lines, self._offsets[index])
-        return self._lines.position(self._offsets[index])
+            return Positions(self._lines, self._offsets[index], self._shift)
+        line, column = self._lines.position(self._offsets[index])
+        return line + self._shift, column
 
-
-class _Shifted(Sequence[Position]):
-    """Positions moved down ``lines`` lines (an NDJSON record's own line in its file)."""
-
-    __slots__ = ("_inner", "_lines")
-
-    def __init__(self, inner: Sequence[Position], lines: int) -> None:
-        self._inner = inner
-        self._lines = lines
-
-    def __len__(self) -> int:
-        return len(self._inner)
-
-    @overload
-    def __getitem__(self, index: int) -> Position: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Position]: ...
-
-    def __getitem__(self, index: int | slice) -> Position | Sequence[Position]:
-        if isinstance(index, slice):
-            return _Shifted(self._inner[index], self._lines)
-        line, column = self._inner[index]
-        return line + self._lines, column
+    def shifted(self, lines: int) -> Positions:
+        return Positions(self._lines, self._offsets, self._shift + lines)
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedString:
     value: str
-    positions: Sequence[Position]
+    positions: Positions
     start: Position  # the opening quote
     end_offset: int  # just after the closing quote
 
@@ -271,7 +252,7 @@ def json_query_strings(text: str, first_line: int = 1) -> list[DecodedString]:
         if first_line != 1:
             shift = first_line - 1
             decoded = DecodedString(
-                decoded.value, _Shifted(decoded.positions, shift),
+                decoded.value, decoded.positions.shifted(shift),
                 (decoded.start[0] + shift, decoded.start[1]), decoded.end_offset)
         found.append(decoded)
     return found
